@@ -1,0 +1,104 @@
+"""Scaling laws of the loss curve, each described as data (a :class:`Law` record).
+
+A law is its name, its parameters (bounds, the coordinate the fitter works in, starting values,
+whether it enters the prediction linearly) and one pure ``predict`` function. The fitter, the
+uncertainty code, the planner and the API work on any law through this record only. Adding a law
+is one new module here and one line in :data:`LAWS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# predict(params, lr, steps, ramp_end) -> loss at steps. ``params`` is the vector of natural
+# parameter values in the law's order; ``lr`` one padded per-step schedule ``(T,)``; ``steps``
+# ``(n,)``; ``ramp_end`` the index of the schedule's first peak when the warmup ramp is excluded
+# from annealing terms, else 0 (see fitting.areas).
+Predict = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
+
+# data_bounds(schedules, logged_steps) -> {name: (lower, upper)}: bounds that the fitting data
+# imposes on some parameters (equal bounds fix a parameter the data cannot identify).
+DataBounds = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], dict[str, tuple[float, float]]]
+
+# The coordinates the optimiser works in: bounded parameters spanning decades are fitted in log
+# space, a decay close to 1 in log(1 - decay), so that one step of the optimiser means the same
+# relative change for every parameter.
+_TO_FIT = {"identity": lambda x: x, "log": jnp.log, "log1m": lambda x: jnp.log1p(-x)}
+_FROM_FIT = {"identity": lambda u: u, "log": jnp.exp, "log1m": lambda u: -jnp.expm1(u)}
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of a law.
+
+    Attributes:
+      name: as shown to users.
+      lower, upper: bounds on the natural value.
+      coordinate: "identity", "log" or "log1m": what the optimiser moves.
+      starts: starting values tried by the multi-start grid (ignored for linear parameters).
+      linear: the prediction is affine in it; the fitter solves it by least squares per start.
+      doc: one line for users.
+    """
+
+    name: str
+    lower: float
+    upper: float
+    coordinate: str = "identity"
+    starts: tuple[float, ...] = ()
+    linear: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Law:
+    """A law as data: its parameters and a pure, jit-able ``predict``."""
+
+    name: str
+    formula: str
+    parameters: tuple[Parameter, ...]
+    predict: Predict
+    data_bounds: DataBounds | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+
+def to_fit_coordinates(law: Law, natural: jax.Array) -> jax.Array:
+    """Natural parameter values ``(..., P)`` to the optimiser's coordinates."""
+    return jnp.stack(
+        [_TO_FIT[p.coordinate](natural[..., i]) for i, p in enumerate(law.parameters)], axis=-1
+    )
+
+
+def from_fit_coordinates(law: Law, fitted: jax.Array) -> jax.Array:
+    """The optimiser's coordinates ``(..., P)`` back to natural parameter values."""
+    return jnp.stack(
+        [_FROM_FIT[p.coordinate](fitted[..., i]) for i, p in enumerate(law.parameters)], axis=-1
+    )
+
+
+def natural_bounds(law: Law) -> np.ndarray:
+    """``(P, 2)`` array of the law's natural lower and upper bounds."""
+    return np.array([[p.lower, p.upper] for p in law.parameters], dtype=np.float64)
+
+
+from fitting.laws.lr_annealing import LR_ANNEALING  # noqa: E402  (the registry needs Law first)
+
+LAWS: dict[str, Law] = {law.name: law for law in (LR_ANNEALING,)}
+
+
+def get_law(name: str) -> Law:
+    """The registered law called ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return LAWS[name]
+    except KeyError:
+        raise ValueError(f"unknown law {name!r}; known laws: {sorted(LAWS)}") from None
