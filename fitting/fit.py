@@ -274,7 +274,10 @@ def _start_grid(law: Law, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
         else:
             values = np.clip(np.array(p.starts or [(lower[i] + upper[i]) / 2]), lower[i], upper[i])
             axes.append(sorted(set(values.tolist())))
-    return np.array(list(itertools.product(*axes)), dtype=np.float64)
+    grid = np.array(list(itertools.product(*axes)), dtype=np.float64)
+    # Repeat the first start up to a bucket size: fixing a parameter shrinks the grid, and a new
+    # grid size would otherwise mean a new compilation.
+    return np.concatenate([grid, np.repeat(grid[:1], bucket_size(len(grid)) - len(grid), 0)])
 
 
 def fit_law(
