@@ -1,0 +1,172 @@
+"""Builds the FastAPI app: settings, storage, the compute pool, the routers, the error handlers,
+the request-body limit and the JIT warm-up at start.
+
+``create_app(settings)`` is the factory (tests build apps on their own database);
+``app`` is the module-level instance for ``uvicorn app.main:app``, configured from the
+environment (``app/settings.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import __version__, service
+from app.deps import Compute
+from app.errors import install_error_handlers
+from app.routers import fits, health, predictions, runs
+from app.settings import Settings
+from app.storage import Store
+
+logger = logging.getLogger("losscast")
+
+DESCRIPTION = """Loss-curve prediction for LLM pretraining: post logged runs, fit a scaling law
+of the learning-rate schedule to them, predict the loss curve of schedules not yet run."""
+
+
+class BodyLimit:
+    """413 for a request body over ``max_bytes``: refused on its Content-Length at once, or
+    when the streamed body passes the limit (chunked uploads), before the app sees any of it."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > self.max_bytes
+            except ValueError:
+                await self._refuse(send, 400, "invalid Content-Length header")
+                return
+            if too_large:
+                await self._refuse(send, 413, self._message(int(declared)))
+                return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send, 413, self._message(size, streamed=True))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        del chunks
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _message(self, size: int, streamed: bool = False) -> str:
+        what = "the request body passed" if streamed else f"the request body ({size} bytes) is over"
+        return f"{what} the limit of {self.max_bytes} bytes (MAX_BODY_BYTES)"
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        payload = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _configure_logging(level: str) -> None:
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def _configure_jax_cache(directory: str) -> None:
+    if not directory:
+        return
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:  # set already (by the environment, or an app)
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    # Our kernels compile in 0.5-15 s: cache all of them.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+async def _warm_up(app: FastAPI) -> None:
+    try:
+        await app.state.compute.run(service.warm_up, app.state.settings.warmup_laws)
+    except Exception:  # the service still answers; /healthz says it is not warm
+        logger.exception("JIT warm-up failed")
+        app.state.warmup_state = "failed"
+    else:
+        app.state.warmup_state = "ok"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    _configure_logging(settings.log_level)
+    _configure_jax_cache(settings.jax_cache_dir)
+    store = Store(settings.database_url)
+    await anyio.to_thread.run_sync(store.create_schema)
+    app.state.store = store
+    app.state.compute = Compute(settings.compute_threads)
+    app.state.warmup_state = "warming_up" if settings.warmup else "ok"
+    logger.info("losscast %s on %s database", __version__, store.backend)
+    try:
+        async with anyio.create_task_group() as tasks:
+            if settings.warmup:
+                tasks.start_soon(_warm_up, app)
+            yield
+    finally:
+        store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service, configured by ``settings`` (default: from the environment)."""
+    app = FastAPI(
+        title="losscast",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings.from_env()
+    app.state.warmup_state = "warming_up"
+    install_error_handlers(app)
+    for router in (health.router, runs.router, fits.router, predictions.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,103 @@
+"""``/v1/fits``: fit a law to stored runs (in the compute pool); list, read, and poll curves."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from app import __version__, schemas, service
+from app.deps import Compute, get_compute, get_settings, get_store, in_thread
+from app.settings import Settings
+from app.storage import Store
+
+router = APIRouter(prefix="/v1/fits", tags=["fits"])
+
+StoreDep = Annotated[Store, Depends(get_store)]
+ComputeDep = Annotated[Compute, Depends(get_compute)]
+NOT_FOUND = {404: {"description": "no such fit (or run)"}}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.FitOut,
+    responses={**NOT_FOUND, 422: {"description": "bad options, or the fit raised"}},
+)
+async def create_fit(
+    body: schemas.FitCreate, store: StoreDep, compute: ComputeDep, response: Response
+):
+    """Fit a law jointly to runs as they are now. The fit records what it saw, so later
+    appends do not change it. A fit that did not converge is stored with converged=false."""
+    fit = await compute.run(service.fit_runs, store, body)
+    response.headers["Location"] = f"/v1/fits/{fit.id}"
+    return service.fit_out(fit)
+
+
+@router.get("", response_model=schemas.FitPage)
+def list_fits(
+    store: StoreDep,
+    run_id: Annotated[str | None, Query(description="fits that used this run")] = None,
+    law: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """Fits, newest first."""
+    fits, total = store.list_fits(run_id=run_id, law=law, limit=limit, offset=offset)
+    return {
+        "items": [service.fit_out(fit) for fit in fits],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if offset + limit < total else None,
+    }
+
+
+@router.get("/{fit_id}", response_model=schemas.FitOut, responses=NOT_FOUND)
+def get_fit(fit_id: str, store: StoreDep):
+    return service.fit_out(store.get_fit(fit_id))
+
+
+@router.get(
+    "/{fit_id}/curve",
+    response_model=schemas.PredictionOut,
+    responses={**NOT_FOUND, 304: {"description": "If-None-Match matched the ETag"}},
+)
+async def fit_curve(
+    fit_id: str,
+    request: Request,
+    store: StoreDep,
+    compute: ComputeDep,
+    settings: Annotated[Settings, Depends(get_settings)],
+    schedule: Annotated[
+        str,
+        Query(
+            max_length=4096,
+            description="type:key=value,... (lists as [a,b]) or a JSON spec",
+            examples=["cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5"],
+        ),
+    ],
+    num_points: Annotated[int, Query(ge=1, le=schemas.MAX_CURVE_POINTS)] = (
+        schemas.DEFAULT_NUM_POINTS
+    ),
+):
+    """The fit's predicted curve for a schedule given in the query, for dashboards that poll:
+    a strong ETag (fit id and normalised query) and Cache-Control; 304 on If-None-Match."""
+    spec = service.parse_compact_schedule(schedule)
+    fit = await in_thread(lambda: store.get_fit(fit_id, with_runs=False))
+    etag = service.curve_etag(fit.id, spec, num_points, __version__)
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.curve_max_age}"}
+    if service.etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    curve = await compute.run(service.fit_curve, fit, spec, num_points)
+    body = schemas.PredictionOut(
+        fit_id=fit.id,
+        law=fit.law,
+        params=fit.params,
+        warmup=fit.result.get("warmup", ""),
+        steps=curve["steps"],
+        loss=curve["loss"],
+        candidates=[curve],
+    )
+    return JSONResponse(body.model_dump(mode="json"), headers=headers)

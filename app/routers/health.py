@@ -1,0 +1,70 @@
+"""Liveness/readiness (``/healthz``), the service's status, and the vocabulary it accepts (the
+registered laws and schedule types)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app import __version__, schemas
+from fitting.fit import COMPILATIONS, WARMUP_TREATMENTS
+from fitting.laws import LAWS
+from fitting.schedules import describe_schedule_types
+
+router = APIRouter(tags=["health"])
+
+
+def _status(request: Request) -> dict[str, Any]:
+    state = request.app.state.warmup_state
+    compilations = dict(COMPILATIONS)
+    return {
+        "status": state,
+        "warmed_up": state == "ok",
+        "compilations": compilations,
+        "compilations_total": sum(compilations.values()),
+        "database": request.app.state.store.backend,
+        "version": __version__,
+    }
+
+
+@router.get(
+    "/healthz",
+    response_model=schemas.HealthOut,
+    responses={503: {"model": schemas.HealthOut, "description": "still warming up, or failed"}},
+)
+async def healthz(request: Request):
+    """200 once the service can answer quickly (after its JIT warm-up), 503 before."""
+    status = _status(request)
+    return JSONResponse(status, status_code=200 if status["warmed_up"] else 503)
+
+
+@router.get("/v1/status", response_model=schemas.HealthOut)
+async def service_status(request: Request):
+    """Always 200: warm-up state, JIT compilation counts per kernel, database backend."""
+    return _status(request)
+
+
+@router.get("/v1/laws", tags=["reference"])
+async def laws() -> dict[str, Any]:
+    """The laws ``POST /v1/fits`` accepts, with their parameters and bounds."""
+    return {
+        "laws": {
+            law.name: {
+                "formula": law.formula,
+                "parameters": [
+                    {"name": p.name, "lower": p.lower, "upper": p.upper, "doc": p.doc}
+                    for p in law.parameters
+                ],
+            }
+            for law in LAWS.values()
+        },
+        "warmup_treatments": list(WARMUP_TREATMENTS),
+    }
+
+
+@router.get("/v1/schedules", tags=["reference"])
+async def schedule_types() -> dict[str, Any]:
+    """Schedule types and their parameters (``fitting.schedules.describe_schedule_types``)."""
+    return describe_schedule_types()

@@ -1,0 +1,374 @@
+"""Request and response shapes of the HTTP API (pydantic), each with an example for /docs.
+
+Structure is checked here (types, lengths, "one of schedule or lr_per_step"); the numbers
+themselves (finite, positive, increasing, within the schedule) are checked by ``fitting/``
+through ``app/service.py``, whose messages say which value is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fitting.fit import DEFAULT_HUBER_DELTA, DEFAULT_WARMUP, WARMUP_TREATMENTS
+from fitting.schedules import MAX_TOTAL_STEPS
+
+#: Most candidates one prediction request may ask for.
+MAX_CANDIDATES = 64
+#: Most runs one fit may use.
+MAX_FIT_RUNS = 64
+#: Most points of one predicted curve (explicit ``steps`` or ``num_points``).
+MAX_CURVE_POINTS = 200_000
+DEFAULT_NUM_POINTS = 300
+
+Step = Annotated[int, Field(ge=0, lt=MAX_TOTAL_STEPS)]
+Warmup = Literal[WARMUP_TREATMENTS]  # type: ignore[valid-type]
+
+COSINE_24000 = {
+    "type": "cosine",
+    "peak_lr": 3e-4,
+    "total_steps": 24000,
+    "num_warmup_steps": 2160,
+    "min_lr": 3e-5,
+}
+WSD_24000 = {
+    "type": "wsd",
+    "peak_lr": 3e-4,
+    "total_steps": 24000,
+    "num_warmup_steps": 2160,
+    "num_decay_steps": 4000,
+    "decay_type": "linear",
+    "min_lr": 3e-5,
+}
+LR_SOURCE_NOTES = {
+    "schedule": "per-step learning rate built from the run's schedule spec",
+    "lr_per_step": "per-step learning rate given explicitly (lr_per_step)",
+    "interpolated": (
+        "per-step learning rate interpolated linearly between the logged points' lr (held at "
+        "the first logged value before the first logged step): exact only for per-step logs"
+    ),
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs.
+
+
+class Points(_Model):
+    step: list[Step] = Field(description="logged steps, strictly increasing, 0-based")
+    loss: list[float] = Field(description="loss at each step, finite and > 0")
+    lr: list[float] | None = Field(
+        None, description="the learning rate logged at each step (optional)"
+    )
+
+    @model_validator(mode="after")
+    def _same_lengths(self) -> Points:
+        if len(self.step) != len(self.loss):
+            raise ValueError(
+                f"step and loss must have the same length, got {len(self.step)} and "
+                f"{len(self.loss)}"
+            )
+        if self.lr is not None and len(self.lr) != len(self.step):
+            raise ValueError(
+                f"lr must have one value per step, got {len(self.lr)} for {len(self.step)} steps"
+            )
+        if not self.step:
+            raise ValueError("points must not be empty")
+        return self
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"step": [2160, 2288, 2416], "loss": [4.1114, 4.0342, 3.9793]},
+                {"step": [0, 1, 2], "loss": [10.9, 10.7, 10.4], "lr": [0.0, 1e-6, 2e-6]},
+            ]
+        },
+    )
+
+
+class RunCreate(_Model):
+    name: str = Field(min_length=1, max_length=256)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="free-form: model size, tokens per step, tags, ..."
+    )
+    points: Points
+    schedule: dict[str, Any] | None = Field(
+        None,
+        description="the run's schedule in fitting.schedules' vocabulary (GET /v1/schedules)",
+    )
+    lr_per_step: list[float] | None = Field(
+        None, description="the rate of every update 0..T-1 (index = step)"
+    )
+
+    @model_validator(mode="after")
+    def _one_lr_source(self) -> RunCreate:
+        if self.schedule is not None and self.lr_per_step is not None:
+            raise ValueError("give the learning rate as schedule or lr_per_step, not both")
+        if self.schedule is None and self.lr_per_step is None and self.points.lr is None:
+            raise ValueError(
+                "the run needs a learning rate: a schedule, lr_per_step, or points.lr (which is "
+                "then interpolated between logged steps)"
+            )
+        return self
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "25M-cosine_24000",
+                    "metadata": {"model_size": "25M", "tokens_per_step": 524288},
+                    "schedule": COSINE_24000,
+                    "points": {"step": [2160, 2288, 2416], "loss": [4.1114, 4.0342, 3.9793]},
+                }
+            ]
+        },
+    )
+
+
+class RunSummaryOut(BaseModel):
+    id: str
+    name: str
+    metadata: dict[str, Any]
+    lr_source: Literal["schedule", "lr_per_step", "interpolated"]
+    lr_source_note: str
+    schedule: dict[str, Any] | None
+    num_points: int
+    first_step: int
+    last_step: int
+    total_steps: int = Field(description="length T of the per-step learning rate")
+    version: int = Field(description="1 at creation, +1 for every append that added points")
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunOut(RunSummaryOut):
+    points: Points
+    lr_per_step: list[float] | None = Field(
+        None, description="only with ?include_lr=true and lr_source lr_per_step"
+    )
+    warnings: list[str] = Field(default_factory=list)
+
+
+class AppendOut(RunOut):
+    appended: int = Field(description="points added by this request")
+    unchanged: int = Field(description="points already stored with the same values (skipped)")
+
+
+class RunPage(BaseModel):
+    items: list[RunSummaryOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Fits.
+
+
+class FitCreate(_Model):
+    run_ids: list[str] = Field(min_length=1, max_length=MAX_FIT_RUNS)
+    law: str = Field(
+        "lr_annealing", description="a key of fitting.laws.LAWS (GET /v1/laws lists them)"
+    )
+    warmup: Warmup = Field(
+        DEFAULT_WARMUP, description="how the warmup ramp enters the annealing terms"
+    )
+    min_step: Step = Field(0, description="logged points before this step are skipped")
+    fixed: dict[str, float] = Field(
+        default_factory=dict, description="parameters held at a value, e.g. {'decay': 0.999}"
+    )
+    bounds: dict[str, tuple[float, float]] | None = Field(
+        None, description="natural bounds that replace the law's for some parameters"
+    )
+    huber_delta: float = Field(DEFAULT_HUBER_DELTA, gt=0, allow_inf_nan=False)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"run_ids": ["run_0f3c...", "run_9a1b...", "run_77de..."], "law": "lr_annealing"},
+                {"run_ids": ["run_0f3c..."], "law": "lr_annealing", "fixed": {"decay": 0.999}},
+            ]
+        },
+    )
+
+
+class FitRunOut(BaseModel):
+    run_id: str
+    name: str
+    version: int = Field(description="the run's version the fit saw")
+    num_points: int
+    last_step: int
+    lr_source: str
+    total_steps: int
+    lr_sha256: str
+    points_sha256: str
+
+
+class FitOut(BaseModel):
+    id: str
+    law: str
+    params: dict[str, float]
+    converged: bool
+    message: str
+    metrics: dict[str, dict[str, float | None]] = Field(
+        description="per fitted run: r2, mae, rmse, pred_e, worst_e (fitting.metrics)"
+    )
+    warmup: str
+    min_step: int
+    run_ids: list[str]
+    runs: list[FitRunOut] | None = Field(None, description="what the fit saw of each run")
+    result: dict[str, Any] = Field(description="the fitter's whole FitResult")
+    created_at: datetime
+
+
+class FitPage(BaseModel):
+    items: list[FitOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+# ---------------------------------------------------------------------------------------------
+# Predictions.
+
+
+class Candidate(_Model):
+    name: str | None = Field(None, max_length=256)
+    schedule: dict[str, Any] | None = None
+    lr_per_step: list[float] | None = None
+    steps: list[Step] | None = Field(None, max_length=MAX_CURVE_POINTS)
+    num_points: int | None = Field(None, ge=1, le=MAX_CURVE_POINTS)
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> Candidate:
+        if (self.schedule is None) == (self.lr_per_step is None):
+            raise ValueError("give exactly one of schedule or lr_per_step")
+        if self.steps is not None and self.num_points is not None:
+            raise ValueError("give steps or num_points, not both")
+        return self
+
+
+class PredictionRequest(_Model):
+    fit_id: str | None = None
+    law: str | None = Field(None, description="with params, instead of fit_id")
+    params: dict[str, float] | None = None
+    warmup: Warmup | None = Field(
+        None, description=f"with inline params (default {DEFAULT_WARMUP!r}); a fit uses its own"
+    )
+    name: str | None = Field(None, max_length=256)
+    schedule: dict[str, Any] | None = None
+    lr_per_step: list[float] | None = None
+    steps: list[Step] | None = Field(None, max_length=MAX_CURVE_POINTS)
+    num_points: int | None = Field(None, ge=1, le=MAX_CURVE_POINTS)
+    candidates: list[Candidate] | None = Field(None, min_length=1, max_length=MAX_CANDIDATES)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PredictionRequest:
+        if (self.fit_id is None) == (self.law is None and self.params is None):
+            raise ValueError("give fit_id, or law and params, (not both)")
+        if self.fit_id is None and (self.law is None or self.params is None):
+            raise ValueError("inline predictions need both law and params")
+        if self.fit_id is not None and self.warmup is not None:
+            raise ValueError("warmup comes from the fit when fit_id is given")
+        single = [self.name, self.schedule, self.lr_per_step, self.steps, self.num_points]
+        if self.candidates is not None:
+            if any(value is not None for value in single):
+                raise ValueError(
+                    "with candidates, give name/schedule/lr_per_step/steps/num_points inside "
+                    "each candidate"
+                )
+        else:
+            Candidate(
+                name=self.name,
+                schedule=self.schedule,
+                lr_per_step=self.lr_per_step,
+                steps=self.steps,
+                num_points=self.num_points,
+            )
+        return self
+
+    def candidate_list(self) -> list[Candidate]:
+        if self.candidates is not None:
+            return self.candidates
+        return [
+            Candidate(
+                name=self.name,
+                schedule=self.schedule,
+                lr_per_step=self.lr_per_step,
+                steps=self.steps,
+                num_points=self.num_points,
+            )
+        ]
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"fit_id": "fit_5e0a...", "schedule": COSINE_24000, "num_points": 300},
+                {
+                    "fit_id": "fit_5e0a...",
+                    "candidates": [
+                        {"name": "cosine", "schedule": COSINE_24000},
+                        {"name": "wsd", "schedule": WSD_24000, "steps": [12000, 20000, 23999]},
+                    ],
+                },
+                {
+                    "law": "lr_annealing",
+                    "params": {"L0": 3.04, "A": 0.519, "alpha": 0.507, "C": 1.64, "decay": 0.9957},
+                    "warmup": "include",
+                    "schedule": COSINE_24000,
+                },
+            ]
+        },
+    )
+
+
+class Curve(BaseModel):
+    name: str | None
+    steps: list[int]
+    loss: list[float]
+    lr: list[float] = Field(description="the candidate's learning rate at each step")
+    total_steps: int
+    warmup_end: int = Field(description="the step where the warmup ramp ends (0: no ramp)")
+
+
+class PredictionOut(BaseModel):
+    fit_id: str | None
+    law: str
+    params: dict[str, float]
+    warmup: str
+    steps: list[int] | None = Field(None, description="the single candidate's steps")
+    loss: list[float] | None = Field(None, description="the single candidate's predicted loss")
+    candidates: list[Curve]
+
+
+class ForecastOut(BaseModel):
+    run_id: str
+    fit_id: str
+    law: str
+    params: dict[str, float]
+    warmup: str
+    points: Points = Field(description="the run's logged points (now)")
+    predicted_at_logged: list[float] = Field(description="the prediction at each logged step")
+    metrics: dict[str, float | None] = Field(description="prediction vs logged loss")
+    curve: Curve = Field(description="the prediction for the run's own schedule")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "warming_up", "failed"]
+    warmed_up: bool
+    compilations: dict[str, int]
+    compilations_total: int
+    database: str
+    version: str

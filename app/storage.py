@@ -1,0 +1,555 @@
+"""The one storage module: runs and fits in a SQL database through SQLAlchemy 2.
+
+SQLite (a file, the default) or PostgreSQL (``DATABASE_URL``, for several stateless replicas).
+Curves are stored as arrays, not a row per point: little-endian float64 / int64 bytes in
+``LargeBinary`` columns. Every write is one transaction; SQLite runs in WAL mode with
+``synchronous=FULL``, so a write that was acknowledged survives a ``kill -9`` of the server.
+
+Tables:
+
+- ``runs``: one logged run: its points (``steps``, ``loss``, optional logged ``point_lr``) and the
+  source of its per-step learning rate (``schedule`` spec, ``lr_per_step`` array, or
+  ``interpolated`` from ``point_lr``). ``version`` counts changes; appends are optimistic
+  (``UPDATE ... WHERE version = :seen``, retried), which is safe across replicas.
+- ``fits``: a fitted law: ``params``, the fitter's whole result, the options used.
+- ``fit_runs``: per fit and run, a snapshot of what the fit saw (the run's version, its points,
+  a hash of the learning rates), so appending to a run or deleting it later leaves the fit as
+  it was. No foreign key to ``runs`` for that reason.
+
+The schema is created at start (``create_schema``); there are no migrations yet (version 1).
+Nothing here knows HTTP or numerics beyond encoding arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from app.errors import Conflict, NotFound
+
+MAX_APPEND_RETRIES = 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Array encoding.
+
+
+def encode_floats(values: np.ndarray | None) -> bytes | None:
+    if values is None:
+        return None
+    return np.ascontiguousarray(values, dtype="<f8").tobytes()
+
+
+def decode_floats(blob: bytes | None) -> np.ndarray | None:
+    if blob is None:
+        return None
+    return np.frombuffer(blob, dtype="<f8").astype(np.float64)
+
+
+def encode_ints(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype="<i8").tobytes()
+
+
+def decode_ints(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<i8").astype(np.int64)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None (PostgreSQL's json refuses NaN)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without a zone; they were written in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables.
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), index=True)
+    meta: Mapped[dict] = mapped_column("metadata", JSON)
+    lr_source: Mapped[str] = mapped_column(String(16))
+    schedule: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    lr_per_step: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)
+    loss: Mapped[bytes] = mapped_column(LargeBinary)
+    point_lr: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    num_points: Mapped[int] = mapped_column(Integer)
+    first_step: Mapped[int] = mapped_column(Integer)
+    last_step: Mapped[int] = mapped_column(Integer)
+    total_steps: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FitRow(Base):
+    __tablename__ = "fits"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    law: Mapped[str] = mapped_column(String(64), index=True)
+    params: Mapped[dict] = mapped_column(JSON)
+    converged: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[dict] = mapped_column(JSON)
+    options: Mapped[dict] = mapped_column(JSON)
+    run_ids: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class FitRunRow(Base):
+    __tablename__ = "fit_runs"
+
+    fit_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("fits.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    version: Mapped[int] = mapped_column(Integer)
+    lr_source: Mapped[str] = mapped_column(String(16))
+    total_steps: Mapped[int] = mapped_column(Integer)
+    lr_sha256: Mapped[str] = mapped_column(String(64))
+    points_sha256: Mapped[str] = mapped_column(String(64))
+    steps: Mapped[bytes] = mapped_column(LargeBinary)
+    loss: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Records handed to the rest of the service (plain data, arrays decoded).
+
+
+@dataclass
+class NewRun:
+    name: str
+    metadata: dict
+    lr_source: str  # "schedule" | "lr_per_step" | "interpolated"
+    schedule: dict | None
+    lr_per_step: np.ndarray | None
+    steps: np.ndarray
+    loss: np.ndarray
+    point_lr: np.ndarray | None
+    total_steps: int
+
+
+@dataclass
+class RunSummary:
+    id: str
+    name: str
+    metadata: dict
+    lr_source: str
+    schedule: dict | None
+    num_points: int
+    first_step: int
+    last_step: int
+    total_steps: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class RunRecord(RunSummary):
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    loss: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    point_lr: np.ndarray | None = None
+    lr_per_step: np.ndarray | None = None
+
+
+@dataclass
+class PointsUpdate:
+    """New point arrays for a run (the whole arrays after an append)."""
+
+    steps: np.ndarray
+    loss: np.ndarray
+    point_lr: np.ndarray | None
+    total_steps: int
+
+
+@dataclass
+class FitRunSnapshot:
+    run_id: str
+    name: str
+    version: int
+    lr_source: str
+    total_steps: int
+    lr_sha256: str
+    points_sha256: str
+    steps: np.ndarray
+    loss: np.ndarray
+
+
+@dataclass
+class NewFit:
+    law: str
+    params: dict[str, float]
+    converged: bool
+    result: dict
+    options: dict
+    runs: list[FitRunSnapshot]
+
+
+@dataclass
+class FitRecord:
+    id: str
+    law: str
+    params: dict[str, float]
+    converged: bool
+    result: dict
+    options: dict
+    run_ids: list[str]
+    created_at: datetime
+    runs: list[FitRunSnapshot] | None = None  # loaded by get_fit only
+
+
+def _summary(row: RunRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "metadata": row.meta or {},
+        "lr_source": row.lr_source,
+        "schedule": row.schedule,
+        "num_points": row.num_points,
+        "first_step": row.first_step,
+        "last_step": row.last_step,
+        "total_steps": row.total_steps,
+        "version": row.version,
+        "created_at": _utc(row.created_at),
+        "updated_at": _utc(row.updated_at),
+    }
+
+
+def _run_record(row: RunRow) -> RunRecord:
+    return RunRecord(
+        **_summary(row),
+        steps=decode_ints(row.steps),
+        loss=decode_floats(row.loss),
+        point_lr=decode_floats(row.point_lr),
+        lr_per_step=decode_floats(row.lr_per_step),
+    )
+
+
+def _fit_record(row: FitRow, snapshots: Sequence[FitRunRow] | None = None) -> FitRecord:
+    runs = None
+    if snapshots is not None:
+        runs = [
+            FitRunSnapshot(
+                run_id=s.run_id,
+                name=s.name,
+                version=s.version,
+                lr_source=s.lr_source,
+                total_steps=s.total_steps,
+                lr_sha256=s.lr_sha256,
+                points_sha256=s.points_sha256,
+                steps=decode_ints(s.steps),
+                loss=decode_floats(s.loss),
+            )
+            for s in sorted(snapshots, key=lambda s: s.position)
+        ]
+    return FitRecord(
+        id=row.id,
+        law=row.law,
+        params=dict(row.params),
+        converged=bool(row.converged),
+        result=dict(row.result),
+        options=dict(row.options),
+        run_ids=list(row.run_ids),
+        created_at=_utc(row.created_at),
+        runs=runs,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The store.
+
+
+def _engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(connection, _record):
+        cursor = connection.cursor()
+        # WAL lets readers proceed during a write; FULL syncs the WAL at every commit, so an
+        # acknowledged write is on disk before the response leaves.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+class Store:
+    """Runs and fits in the database at ``url``; each method is one transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def drop_schema(self) -> None:
+        """For tests: remove every table."""
+        Base.metadata.drop_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def ping(self) -> None:
+        with self._sessions() as session:
+            session.execute(select(1))
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun) -> RunRecord:
+        now = _now()
+        row = RunRow(
+            id=new_id("run"),
+            name=run.name,
+            meta=json_safe(run.metadata),
+            lr_source=run.lr_source,
+            schedule=json_safe(run.schedule),
+            lr_per_step=encode_floats(run.lr_per_step),
+            steps=encode_ints(run.steps),
+            loss=encode_floats(run.loss),
+            point_lr=encode_floats(run.point_lr),
+            num_points=int(run.steps.size),
+            first_step=int(run.steps[0]),
+            last_step=int(run.steps[-1]),
+            total_steps=int(run.total_steps),
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _run_record(row)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._sessions() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            return _run_record(row)
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        """The runs in the order asked, read in one transaction (a consistent view)."""
+        with self._sessions() as session:
+            rows = {
+                row.id: row
+                for row in session.scalars(select(RunRow).where(RunRow.id.in_(set(run_ids))))
+            }
+            missing = [run_id for run_id in run_ids if run_id not in rows]
+            if missing:
+                raise NotFound(f"run(s) not found: {missing}")
+            return [_run_record(rows[run_id]) for run_id in run_ids]
+
+    def list_runs(
+        self,
+        *,
+        name: str | None = None,
+        name_contains: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[RunSummary], int]:
+        """Runs, newest first, filtered by exact name, name substring and metadata equality;
+        returns one page and the total number that match."""
+        columns = [c for c in RunRow.__table__.columns if not isinstance(c.type, LargeBinary)]
+        query = select(*columns).order_by(RunRow.created_at.desc(), RunRow.id)
+        if name is not None:
+            query = query.where(RunRow.name == name)
+        if name_contains:
+            query = query.where(RunRow.name.contains(name_contains, autoescape=True))
+        with self._sessions() as session:
+            if not metadata:
+                total = session.scalar(select(func.count()).select_from(query.subquery()))
+                rows = session.execute(query.limit(limit).offset(offset)).all()
+                return [self._summary_of(row) for row in rows], int(total or 0)
+            # JSON queries differ between SQLite and PostgreSQL: filter metadata here.
+            rows = [
+                row
+                for row in session.execute(query).all()
+                if all((row._mapping["metadata"] or {}).get(k) == v for k, v in metadata.items())
+            ]
+            return [self._summary_of(row) for row in rows[offset : offset + limit]], len(rows)
+
+    @staticmethod
+    def _summary_of(row) -> RunSummary:
+        values = row._asdict()
+        values["meta"] = values.pop("metadata")
+        return RunSummary(**_summary(RunRow(**values)))
+
+    def update_points(self, run_id: str, merge: Callable[[RunRecord], PointsUpdate | None]):
+        """Replace a run's points with ``merge(current)`` (None: nothing to change).
+
+        Optimistic: the update applies only if nobody changed the run since it was read, else
+        it is read and merged again. Returns the stored record after the update.
+        """
+        for _ in range(MAX_APPEND_RETRIES):
+            current = self.get_run(run_id)
+            change = merge(current)
+            if change is None:
+                return current
+            with self._sessions.begin() as session:
+                done = session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.version == current.version)
+                    .values(
+                        steps=encode_ints(change.steps),
+                        loss=encode_floats(change.loss),
+                        point_lr=encode_floats(change.point_lr),
+                        num_points=int(change.steps.size),
+                        first_step=int(change.steps[0]),
+                        last_step=int(change.steps[-1]),
+                        total_steps=int(change.total_steps),
+                        version=current.version + 1,
+                        updated_at=_now(),
+                    )
+                )
+                if done.rowcount == 1:
+                    break
+        else:
+            raise Conflict(f"run {run_id!r} kept changing while points were appended; retry")
+        return self.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        with self._sessions.begin() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise NotFound(f"run {run_id!r} not found")
+            session.delete(row)
+
+    # -- fits ------------------------------------------------------------------------------
+
+    def create_fit(self, fit: NewFit) -> FitRecord:
+        row = FitRow(
+            id=new_id("fit"),
+            law=fit.law,
+            params=json_safe(fit.params),
+            converged=bool(fit.converged),
+            result=json_safe(fit.result),
+            options=json_safe(fit.options),
+            run_ids=[s.run_id for s in fit.runs],
+            created_at=_now(),
+        )
+        snapshots = [
+            FitRunRow(
+                fit_id=row.id,
+                position=i,
+                run_id=s.run_id,
+                name=s.name,
+                version=s.version,
+                lr_source=s.lr_source,
+                total_steps=s.total_steps,
+                lr_sha256=s.lr_sha256,
+                points_sha256=s.points_sha256,
+                steps=encode_ints(s.steps),
+                loss=encode_floats(s.loss),
+            )
+            for i, s in enumerate(fit.runs)
+        ]
+        with self._sessions.begin() as session:
+            session.add(row)
+            session.flush()  # the fit before its snapshots (foreign key)
+            session.add_all(snapshots)
+        return _fit_record(row, snapshots)
+
+    def get_fit(self, fit_id: str, *, with_runs: bool = True) -> FitRecord:
+        """The fit; ``with_runs`` also loads what it saw of each run (its points)."""
+        with self._sessions() as session:
+            row = session.get(FitRow, fit_id)
+            if row is None:
+                raise NotFound(f"fit {fit_id!r} not found")
+            if not with_runs:
+                return _fit_record(row)
+            snapshots = session.scalars(select(FitRunRow).where(FitRunRow.fit_id == fit_id)).all()
+            return _fit_record(row, snapshots)
+
+    def list_fits(
+        self,
+        *,
+        run_id: str | None = None,
+        law: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[FitRecord], int]:
+        """Fits, newest first, optionally those of one run or one law; one page and the total."""
+        query = select(FitRow).order_by(FitRow.created_at.desc(), FitRow.id)
+        if run_id is not None:
+            query = query.where(
+                FitRow.id.in_(select(FitRunRow.fit_id).where(FitRunRow.run_id == run_id))
+            )
+        if law is not None:
+            query = query.where(FitRow.law == law)
+        with self._sessions() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = session.scalars(query.limit(limit).offset(offset)).all()
+            return [_fit_record(row) for row in rows], int(total or 0)
+
+    def latest_fit_for_run(self, run_id: str) -> FitRecord | None:
+        fits, _ = self.list_fits(run_id=run_id, limit=1)
+        return fits[0] if fits else None
