@@ -74,11 +74,20 @@ def discounted_prefix_sum(x: jax.Array, steps: jax.Array, decay: jax.Array | flo
 
     block_of = steps // BLOCK
     offset = steps % BLOCK
-    own_block = jnp.take_along_axis(blocks, block_of[..., None], axis=-2)  # (..., n, BLOCK)
-    lag = offset[..., None] - jnp.arange(BLOCK)
-    weights = jnp.where(lag >= 0, decay ** jnp.maximum(lag, 0), 0.0)
-    within = jnp.sum(own_block * weights, axis=-1)
     carried = jnp.take_along_axis(entering, block_of, axis=-1)
+    if steps.shape[-1] * BLOCK <= length:
+        # Few requested steps: discount only the blocks that hold them.
+        own_block = jnp.take_along_axis(blocks, block_of[..., None], axis=-2)  # (..., n, BLOCK)
+        lag = offset[..., None] - jnp.arange(BLOCK)
+        weights = jnp.where(lag >= 0, decay ** jnp.maximum(lag, 0), 0.0)
+        within = jnp.sum(own_block * weights, axis=-1)
+    else:
+        # Dense requests: every step's in-block sum at once, as one product with the
+        # (BLOCK, BLOCK) upper-triangular matrix of decay powers; then pick the requested ones.
+        lag = jnp.arange(BLOCK)[None, :] - jnp.arange(BLOCK)[:, None]  # [r', r] -> r - r'
+        toeplitz = jnp.where(lag >= 0, decay ** jnp.maximum(lag, 0), 0.0)
+        every_step = (blocks @ toeplitz).reshape(*lead, length)
+        within = jnp.take_along_axis(every_step, steps, axis=-1)
     return within + decay ** (offset + 1) * carried
 
 
