@@ -443,8 +443,10 @@ def objective_value(
 ) -> float:
     """The fit objective ``J`` of natural ``params`` on ``runs`` (for comparisons and tests)."""
     batch = {k: jnp.asarray(v) for k, v in _batch(runs, warmup).items()}
-    vector = jnp.asarray([params[name] for name in law.names])
-    return float(_objective(law, vector, batch, jnp.float64(huber_delta)))
+    vector = jnp.asarray([params[name] for name in law.names], dtype=jnp.float64)
+    delta = jnp.float64(huber_delta)
+    value, _ = _value_and_grad(law, to_fit_coordinates(law, vector), batch, delta)
+    return float(value)
 
 
 # ---------------------------------------------------------------------------------------------
