@@ -1,0 +1,109 @@
+"""Choosing a law by evidence: cross-validated error on held-out runs.
+
+With two or more fitting runs, each run is held out in turn (leave-one-run-out): the law is fitted
+to the others and predicts the held-out run's logged points. With a single run, its last
+:data:`HOLDOUT_FRACTION` of steps are held out instead. The validation error of a law is the
+mean, over folds, of PredE (mean |pred - loss| / loss) on the held-out points; ``auto`` keeps the
+law with the lowest one. The folds' log residuals also calibrate the model-error term of the
+prediction intervals (:mod:`fitting.intervals`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fitting.fit import FitResult, Run, fit_law, predict_runs
+from fitting.laws import LAWS, Law
+from fitting.metrics import curve_metrics
+
+HOLDOUT_FRACTION = 0.2
+
+
+@dataclass
+class Validation:
+    """Cross-validation of one law on a set of runs.
+
+    Attributes:
+      law: the law's name.
+      scheme: "leave-one-run-out" or "last-20%-of-steps".
+      pred_e: mean over folds of the held-out PredE (the selection criterion).
+      folds: per fold, the held-out run's name and its metrics (or the error that stopped it).
+      log_residuals: per fold, log(loss) - log(prediction) on the held-out points.
+      fold_params: per fold, the parameters fitted without the held-out data (the jackknife
+        term of the prediction intervals).
+    """
+
+    law: str
+    scheme: str
+    pred_e: float
+    folds: list[dict] = field(default_factory=list)
+    log_residuals: list[np.ndarray] = field(default_factory=list)
+    fold_params: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return {"law": self.law, "scheme": self.scheme, "pred_e": self.pred_e, "folds": self.folds}
+
+
+def _splits(runs: Sequence[Run]) -> tuple[str, list[tuple[list[Run], Run]]]:
+    if len(runs) >= 2:
+        return "leave-one-run-out", [
+            ([r for j, r in enumerate(runs) if j != i], runs[i]) for i in range(len(runs))
+        ]
+    (run,) = runs
+    first, last = int(run.steps[0]), int(run.steps[-1])
+    cut = first + (1 - HOLDOUT_FRACTION) * (last - first)
+    early, late = run.steps <= cut, run.steps > cut
+    if early.sum() < 3 or late.sum() < 1:
+        raise ValueError(
+            f"run {run.name!r}: too few logged points ({run.steps.size}) to hold out its last "
+            f"{HOLDOUT_FRACTION:.0%} of steps for validation"
+        )
+    return "last-20%-of-steps", [
+        (
+            [Run(run.lr, run.steps[early], run.loss[early], run.name)],
+            Run(run.lr, run.steps[late], run.loss[late], run.name),
+        )
+    ]
+
+
+def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
+    """Held-out error of ``law`` on ``runs`` (see module docstring); ``fit_options`` go to
+    :func:`fitting.fit.fit_law`."""
+    scheme, splits = _splits(runs)
+    folds, residuals, errors, fold_params = [], [], [], []
+    for training, held_out in splits:
+        try:
+            result = fit_law(law, training, **fit_options)
+        except ValueError as problem:  # e.g. min_step leaves a training run empty
+            folds.append({"held_out": held_out.name, "error": str(problem)})
+            continue
+        keep = held_out.steps >= result.min_step
+        if not keep.any():
+            continue
+        predicted = predict_runs(law, result.params, [held_out], result.warmup)[0][keep]
+        metrics = curve_metrics(predicted, held_out.loss[keep])
+        folds.append({"held_out": held_out.name, "converged": result.converged, **metrics})
+        residuals.append(np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, 1e-12)))
+        errors.append(metrics["pred_e"])
+        fold_params.append(result.params)
+    pred_e = float(np.mean(errors)) if errors else float("inf")
+    return Validation(law.name, scheme, pred_e, folds, residuals, fold_params)
+
+
+def choose_law(
+    runs: Sequence[Run], laws: Iterable[Law] | None = None, **fit_options
+) -> tuple[FitResult, Validation, list[Validation]]:
+    """Cross-validate every law, fit the best one to all runs.
+
+    Returns:
+      ``(fit of the chosen law on all runs, its validation, every law's validation)``.
+    """
+    candidates = list(LAWS.values() if laws is None else laws)
+    if not candidates:
+        raise ValueError("choose_law needs at least one law")
+    validations = [cross_validate(law, runs, **fit_options) for law in candidates]
+    best = int(np.argmin([v.pred_e for v in validations]))
+    return fit_law(candidates[best], runs, **fit_options), validations[best], validations
