@@ -4,7 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench serve lint clean
+.PHONY: install test bench bench-http serve lint clean
+
+# Where `make serve` listens (the service reads HOST and PORT too; see app/settings.py).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +23,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/core.py
+
+# The service on the embedded default database (SQLite under ./var/) at http://$(HOST):$(PORT).
+serve: $(STAMP)
+	mkdir -p var
+	HOST=$(HOST) PORT=$(PORT) $(PY) -m uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+# Load benchmark of a real uvicorn process on loopback (wrk when installed, else httpx).
+bench-http: $(STAMP)
+	$(PY) bench/http.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check fitting app tests bench

@@ -1,0 +1,32 @@
+# The losscast service: `docker build -t losscast . && docker run -p 8000:8000 -v losscast:/data losscast`
+# SQLite lives in the /data volume; set DATABASE_URL=postgresql+psycopg://... for PostgreSQL.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    DATABASE_URL=sqlite:////data/losscast.db \
+    LOSSCAST_JAX_CACHE_DIR=/data/jax-cache
+
+RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin losscast \
+    && mkdir /data && chown losscast:losscast /data
+
+WORKDIR /srv/losscast
+COPY pyproject.toml README.md* ./
+COPY fitting ./fitting
+COPY app ./app
+RUN pip install . && rm -rf build *.egg-info
+
+USER losscast
+VOLUME ["/data"]
+EXPOSE 8000
+
+# /healthz turns 200 after the JIT warm-up (tens of seconds on 2 cores; faster with a warm
+# /data/jax-cache), hence the start period.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=180s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8000'), timeout=4)"]
+
+CMD ["sh", "-c", "exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\""]
