@@ -31,7 +31,7 @@ serve: $(STAMP)
 
 # Load benchmark of a real uvicorn process on loopback (wrk when installed, else httpx).
 bench-http: $(STAMP)
-	$(PY) bench/http.py
+	$(PY) -m bench.http
 
 lint: $(STAMP)
 	$(PY) -m ruff check fitting app tests bench

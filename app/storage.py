@@ -22,8 +22,11 @@ Nothing here knows HTTP or numerics beyond encoding arrays.
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +55,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from app.errors import Conflict, NotFound
 
 MAX_APPEND_RETRIES = 20
+FIT_CACHE_SIZE = 256  # fits (without their run snapshots) kept in memory
 
 
 # ---------------------------------------------------------------------------------------------
@@ -343,6 +347,8 @@ class Store:
         self.url = url
         self.engine = _engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._fit_cache: OrderedDict[str, FitRecord] = OrderedDict()
+        self._fit_cache_lock = threading.Lock()
 
     @property
     def backend(self) -> str:
@@ -519,13 +525,28 @@ class Store:
         return _fit_record(row, snapshots)
 
     def get_fit(self, fit_id: str, *, with_runs: bool = True) -> FitRecord:
-        """The fit; ``with_runs`` also loads what it saw of each run (its points)."""
+        """The fit; ``with_runs`` also loads what it saw of each run (its points).
+
+        Fits never change once stored, so the light form (without runs) is kept in a small
+        in-process cache: a dashboard polling predictions of one fit does not hit the database.
+        """
+        if not with_runs:
+            with self._fit_cache_lock:
+                cached = self._fit_cache.get(fit_id)
+                if cached is not None:
+                    self._fit_cache.move_to_end(fit_id)
+                    return copy.deepcopy(cached)
         with self._sessions() as session:
             row = session.get(FitRow, fit_id)
             if row is None:
                 raise NotFound(f"fit {fit_id!r} not found")
             if not with_runs:
-                return _fit_record(row)
+                record = _fit_record(row)
+                with self._fit_cache_lock:
+                    self._fit_cache[fit_id] = copy.deepcopy(record)
+                    while len(self._fit_cache) > FIT_CACHE_SIZE:
+                        self._fit_cache.popitem(last=False)
+                return record
             snapshots = session.scalars(select(FitRunRow).where(FitRunRow.fit_id == fit_id)).all()
             return _fit_record(row, snapshots)
 
