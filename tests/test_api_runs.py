@@ -263,3 +263,11 @@ def test_a_dense_200000_step_run_with_per_step_lr_fits_under_the_default_limit(c
     )
     assert response.status_code == 201, response.text[:500]
     assert response.json()["num_points"] == total
+
+
+def test_openapi_documents_every_request_body_with_an_example(client):
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for name in ("RunCreate", "FitCreate", "PredictionRequest", "Points"):
+        assert schemas[name].get("examples"), name
+    assert client.get("/docs").status_code == 200
