@@ -188,16 +188,13 @@ def test_list_pages_and_filters_by_name_and_metadata(client):
 
 
 def test_csv_upload_with_a_compact_schedule_or_interpolated_lr(client, mpl):
-    csv = (mpl.run_body("25M", "wsdcon_9") and None) or (
-        "step,lr,loss\n"
-        + "\n".join(
-            f"{s},{lr},{loss}"
-            for s, lr, loss in zip(
-                *(mpl.columns("25M", "wsdcon_9")[k] for k in ("step", "lr", "loss")), strict=True
-            )
-        )
+    columns = mpl.columns("25M", "wsdcon_9")
+    rows = zip(columns["step"], columns["lr"], columns["loss"], strict=True)
+    csv = "step,lr,loss\n" + "\n".join(f"{s},{lr},{loss}" for s, lr, loss in rows)
+    compact = (
+        "multistep:peak_lr=3e-4,total_steps=16000,num_warmup_steps=2160,"
+        "milestones=[8000],values=[9e-5]"
     )
-    compact = "multistep:peak_lr=3e-4,total_steps=16000,num_warmup_steps=2160,milestones=[8000],values=[9e-5]"
     response = client.post(
         "/v1/runs/csv",
         files={"file": ("wsdcon_9.csv", csv, "text/csv")},
