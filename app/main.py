@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__, service
 from app.deps import Compute
 from app.errors import install_error_handlers
-from app.routers import fits, health, predictions, runs
+from app.routers import fits, health, plans, predictions, runs
 from app.settings import Settings
 from app.storage import Store
 
@@ -163,7 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings.from_env()
     app.state.warmup_state = "warming_up"
     install_error_handlers(app)
-    for router in (health.router, runs.router, fits.router, predictions.router):
+    for router in (health.router, runs.router, fits.router, predictions.router, plans.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
     return app

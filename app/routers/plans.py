@@ -1,0 +1,181 @@
+"""``POST /v1/plans``: budget planning under a stored fit or inline law parameters -- compare
+schedules, choose a cooldown, find the steps to a target loss or the loss of a budget, optimise a
+schedule. The numerics are :mod:`fitting.plan`'s; this module picks the fitted law, the cost of a
+step, and shapes the answer. Plans are computed, not stored."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from app import plan_schemas as schemas
+from app import service
+from app.deps import Compute, get_compute, get_store
+from app.errors import InputError, NotFound
+from app.storage import FitRecord, Store
+from fitting import plan
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+def _uncertainty(fit: FitRecord) -> Any:
+    """The fit's stored uncertainty, when the fitter recorded one (fitting.intervals)."""
+    stored = fit.result.get("uncertainty")
+    if not stored:
+        return None
+    try:
+        from fitting.intervals import Uncertainty
+    except ImportError:
+        return None
+    try:
+        return Uncertainty.from_dict(stored)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _metadata_scale(store: Store, fit: FitRecord) -> plan.TrainingScale:
+    """Tokens per step and model size from the fitted runs' metadata, when they all agree."""
+    try:
+        runs = store.get_runs(fit.run_ids)
+    except NotFound:  # a run was deleted since: the fit stands, its metadata is gone
+        return plan.TrainingScale()
+    scales = {plan.TrainingScale.from_metadata(run.metadata) for run in runs}
+    return scales.pop() if len(scales) == 1 else plan.TrainingScale()
+
+
+def _fitted_law(store: Store, body) -> tuple[plan.FittedLaw, str | None, plan.TrainingScale]:
+    if body.fit_id is not None:
+        fit = store.get_fit(body.fit_id, with_runs=False)
+        model = service.model_of_fit(fit)
+        uncertainty, known = _uncertainty(fit), _metadata_scale(store, fit)
+    else:
+        model = service.inline_model(body.law, body.params, body.warmup)
+        uncertainty, known = None, plan.TrainingScale()
+    try:
+        scale = plan.TrainingScale(
+            body.tokens_per_step if body.tokens_per_step is not None else known.tokens_per_step,
+            body.n_params if body.n_params is not None else known.n_params,
+        )
+        fitted = plan.FittedLaw(model.law, model.params, model.warmup, uncertainty)
+    except ValueError as error:
+        raise InputError(str(error), "params") from error
+    return fitted, model.fit_id, scale
+
+
+def _compare(model, scale, body: schemas.ComparePlan):
+    schedules, names = [], []
+    for j, candidate in enumerate(body.candidates):
+        given = candidate.schedule if candidate.schedule is not None else candidate.lr_per_step
+        schedules.append(given)
+        names.append(candidate.name or f"candidate {j}")
+    ranking = plan.compare_schedules(
+        model, schedules, names, num_points=body.num_points, scale=scale, level=body.level
+    )
+    return ranking[0].planned(), {"ranking": [forecast.to_dict() for forecast in ranking]}
+
+
+def _cooldown(model, scale, body: schemas.CooldownPlanRequest):
+    result = plan.best_cooldown(
+        model,
+        **plan.frame_of(body.schedule),
+        fractions=body.fractions,
+        decay_types=body.decay_types,
+        tolerance=body.tolerance,
+        scale=scale,
+    )
+    return result.planned(), result.to_dict()
+
+
+def _steps_to_target(model, scale, body: schemas.StepsToTargetPlan):
+    result = plan.steps_to_target(
+        model,
+        body.schedule,
+        body.target_loss,
+        min_steps=body.min_steps,
+        max_steps=body.max_steps,
+        scale=scale,
+    )
+    return result.planned(), result.to_dict()
+
+
+def _budget(model, scale, body: schemas.BudgetPlan):
+    forecast = plan.loss_for_budget(
+        model,
+        body.schedule,
+        total_steps=body.total_steps,
+        tokens=body.tokens,
+        flops=body.flops,
+        scale=scale,
+        num_points=body.num_points,
+        level=body.level,
+    )
+    return forecast.planned(), forecast.to_dict()
+
+
+def _optimise(model, scale, body: schemas.OptimisePlan):
+    result = plan.optimise_schedule(
+        model,
+        **plan.frame_of(body.schedule),
+        num_knots=body.num_knots,
+        max_iterations=body.max_iterations,
+        scale=scale,
+    )
+    return result.planned(), result.to_dict(include_lr=body.include_lr_per_step)
+
+
+PLANNERS = {
+    "compare": _compare,
+    "cooldown": _cooldown,
+    "steps_to_target": _steps_to_target,
+    "budget": _budget,
+    "optimise": _optimise,
+}
+
+
+def make_plan(store: Store, body) -> dict[str, Any]:
+    """The plan ``body`` asks for, as the response's dict (synchronous, CPU-heavy)."""
+    began = time.perf_counter()
+    model, fit_id, scale = _fitted_law(store, body)
+    try:
+        planned, result = PLANNERS[body.kind](model, scale, body)
+    except ValueError as error:
+        if isinstance(error, InputError):
+            raise
+        raise InputError(str(error)) from error
+    return {
+        "kind": body.kind,
+        "fit_id": fit_id,
+        "law": model.law.name,
+        "params": dict(model.params),
+        "warmup": model.warmup,
+        "tokens_per_step": scale.tokens_per_step,
+        "n_params": scale.n_params,
+        "planned": planned,
+        "result": result,
+        "seconds": time.perf_counter() - began,
+    }
+
+
+@router.post(
+    "",
+    response_model=schemas.PlanOut,
+    responses={404: {"description": "no such fit"}, 422: {"description": "bad plan request"}},
+)
+async def create_plan(
+    body: Annotated[schemas.PlanRequest, Body()],
+    store: Annotated[Store, Depends(get_store)],
+    compute: Annotated[Compute, Depends(get_compute)],
+):
+    """A budget plan under a fitted law; ``kind`` says which:
+
+    - ``compare``: candidate schedules ranked by predicted final loss, with their curves.
+    - ``cooldown``: WSD's final loss over cooldown fractions and shapes at a fixed length.
+    - ``steps_to_target``: the fewest steps of a schedule family that reach ``target_loss``.
+    - ``budget``: the final loss ``total_steps``, ``tokens`` or ``flops`` buy with a family.
+    - ``optimise``: the monotone schedule that minimises the final loss, against cosine and
+      the best WSD.
+
+    ``planned`` is the run the plan recommends (or evaluates) and its predicted final loss."""
+    return await compute.run(make_plan, store, body)

@@ -1,0 +1,714 @@
+"""``losscast``: serve, fit, predict, plan.
+
+Exit status: 0 success; 1 ``--max-final-loss`` was exceeded (the planned run's predicted final
+loss is above the limit); 2 an error -- bad arguments or input, a failed request, an unreachable
+service -- reported in one line on stderr, never as a traceback (``LOSSCAST_DEBUG=1`` shows it).
+
+Heavy modules (JAX, the app) are imported only by the command that needs them, so ``--help``
+and usage errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_ABOVE_LIMIT = 1
+EXIT_ERROR = 2
+
+PLAN_KINDS = {
+    "compare": "compare",
+    "cooldown": "cooldown",
+    "steps": "steps_to_target",
+    "budget": "budget",
+    "optimise": "optimise",
+}
+
+EPILOG = """examples (the curves shipped in tests/data/mpl):
+  losscast fit tests/data/mpl/400M/{cosine_24000,constant_24000,wsdcon_9}.csv \\
+      --schedules tests/data/mpl/schedules.json --out fit.json
+  losscast plan steps --fit fit.json --target-loss 2.6156 \\
+      --schedule '{"type": "cosine", "peak_lr": 3e-4, "num_warmup_steps": 2160, "min_lr": 3e-5}'
+  losscast plan budget --fit fit.json --total-steps 24000 --max-final-loss 2.75 \\
+      --schedule cosine:peak_lr=3e-4,num_warmup_steps=2160,min_lr=3e-5
+exit status: 0 ok, 1 --max-final-loss exceeded, 2 error."""
+
+
+class UsageError(Exception):
+    """A problem with the arguments or input: one line on stderr, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments.
+
+
+def _schedule_text(text: str) -> dict[str, Any]:
+    """A spec given as JSON, as a path to a JSON file, or in the compact query form
+    ``type:key=value,...`` (the one ``GET /v1/fits/{id}/curve`` accepts)."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            spec = json.loads(stripped)
+        except ValueError as error:
+            raise UsageError(f"--schedule is not valid JSON: {error}") from None
+    elif Path(stripped).is_file():
+        spec = _json_file(Path(stripped), "--schedule")
+    elif ":" in stripped:
+        from app.service import parse_compact_schedule
+
+        try:
+            spec = parse_compact_schedule(stripped)
+        except ValueError as error:
+            raise UsageError(f"--schedule {text!r}: {error}") from None
+    else:
+        raise UsageError(
+            f"--schedule {text!r} is neither JSON, a JSON file, nor type:key=value,... (e.g. "
+            "cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5)"
+        )
+    if not isinstance(spec, dict):
+        raise UsageError(f"--schedule must be a JSON object, got {type(spec).__name__}")
+    return spec
+
+
+def _json_file(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as error:
+        raise UsageError(f"{what}: cannot read {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise UsageError(f"{what}: {path} is not valid JSON: {error}") from None
+
+
+def _json_or_file(text: str, what: str) -> Any:
+    if Path(text).is_file():
+        return _json_file(Path(text), what)
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise UsageError(f"{what} is neither a JSON file nor valid JSON: {error}") from None
+
+
+def _fixed(items: Sequence[str]) -> dict[str, float]:
+    fixed = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            fixed[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise UsageError(f"--fixed expects NAME=VALUE, got {item!r}")
+    return fixed
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{what} expects comma-separated numbers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="losscast",
+        description="Loss-curve prediction and budget planning from fitted LR scaling laws.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service (uvicorn app.main:app)")
+    serve.add_argument("--host", help="default: $HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: $PORT or 8000")
+    serve.add_argument("--database-url", help="default: $DATABASE_URL or a SQLite file in ./var")
+    serve.add_argument("--no-warmup", action="store_true", help="skip the JIT warm-up")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.set_defaults(handler=_serve)
+
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print the response as JSON")
+    output.add_argument("--url", help="a running losscast service (default: work in-process)")
+    output.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to wait for the service (default 600)"
+    )
+
+    runs = argparse.ArgumentParser(add_help=False)
+    runs.add_argument(
+        "--schedules",
+        metavar="MAP.json",
+        help="JSON object: CSV file name, stem or path -> schedule spec",
+    )
+    runs.add_argument("--law", default=None, help="law to fit or use (default lr_annealing)")
+    runs.add_argument(
+        "--warmup",
+        choices=["include", "exclude"],
+        default=None,
+        help="how the warmup ramp enters the annealing terms (default include)",
+    )
+    runs.add_argument("--min-step", type=int, default=0, help="skip logged points before it")
+    runs.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="hold a parameter at a value (repeatable)",
+    )
+
+    scale = argparse.ArgumentParser(add_help=False)
+    scale.add_argument("--tokens-per-step", type=float, help="tokens per step (for tokens)")
+    scale.add_argument("--n-params", type=float, help="model size (for FLOPs = 6 N tokens)")
+
+    fit = commands.add_parser(
+        "fit",
+        parents=[output, runs, scale],
+        help="fit a law to logged runs (CSV files)",
+        description="Fit a law to CSV files with columns step,lr,loss (lr optional). Each run's "
+        "per-step learning rate comes from its schedule spec (--schedule for one file, "
+        "--schedules for several) or, without one, is interpolated from its lr column.",
+    )
+    fit.add_argument("csv", nargs="+", type=Path, help="CSV files (header step,lr,loss)")
+    fit.add_argument("--schedule", help="the schedule spec of the (single) CSV file")
+    fit.add_argument("--out", type=Path, help="also write the fit as JSON (for --fit FILE)")
+    fit.set_defaults(handler=_fit)
+
+    source = argparse.ArgumentParser(add_help=False)
+    group = source.add_argument_group("the fitted law (exactly one)")
+    group.add_argument(
+        "--fit",
+        type=Path,
+        metavar="FIT.json",
+        help="a fit written by `losscast fit --out` (or a GET /v1/fits/{id} body)",
+    )
+    group.add_argument("--fit-id", help="a fit stored in the service (with --url)")
+    group.add_argument("--params", metavar="JSON", help="law parameters inline (with --law)")
+    group.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        metavar="CSV",
+        help="fit these CSV files first (with --schedules)",
+    )
+
+    predict = commands.add_parser(
+        "predict", parents=[output, source, runs], help="predict loss curves for schedules"
+    )
+    predict.add_argument(
+        "--schedule",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="a schedule: JSON, a JSON file, or type:key=value,... (repeatable)",
+    )
+    predict.add_argument("--name", action="append", default=[], help="a name per --schedule")
+    predict.add_argument("--num-points", type=int, default=300)
+    predict.set_defaults(handler=_predict)
+
+    plan = commands.add_parser(
+        "plan",
+        help="plan a training budget (compare, cooldown, steps, budget, optimise)",
+        description="Plan a training budget under a fitted law. With --max-final-loss X the "
+        "exit status is 1 when the planned run's predicted final loss is above X.",
+    )
+    kinds = plan.add_subparsers(dest="kind", required=True, metavar="KIND")
+    gate = argparse.ArgumentParser(add_help=False)
+    gate.add_argument(
+        "--max-final-loss",
+        type=float,
+        metavar="X",
+        help="exit 1 if the planned run's predicted final loss is above X",
+    )
+    parents = [output, source, runs, scale, gate]
+
+    compare = kinds.add_parser("compare", parents=parents, help="rank candidate schedules")
+    compare.add_argument("--schedule", action="append", required=True, metavar="SPEC")
+    compare.add_argument("--name", action="append", default=[], help="a name per --schedule")
+    compare.add_argument("--num-points", type=int, default=300)
+
+    cooldown = kinds.add_parser(
+        "cooldown", parents=parents, help="best WSD cooldown fraction and shape at a fixed length"
+    )
+    cooldown.add_argument(
+        "--schedule",
+        required=True,
+        metavar="SPEC",
+        help="the frame: peak_lr, total_steps, num_warmup_steps, min_lr",
+    )
+    cooldown.add_argument("--fractions", help="comma-separated (default 0,0.02,...,0.5)")
+    cooldown.add_argument("--decay-types", help="comma-separated (default linear,cosine,1-sqrt)")
+    cooldown.add_argument("--tolerance", type=float, help="loss margin of 'near optimal'")
+
+    steps = kinds.add_parser(
+        "steps",
+        aliases=["steps-to-target"],
+        parents=parents,
+        help="fewest steps of a schedule family that reach a target loss",
+    )
+    steps.add_argument(
+        "--schedule", required=True, metavar="SPEC", help="the family (its total_steps is varied)"
+    )
+    steps.add_argument("--target-loss", type=float, required=True)
+    steps.add_argument("--min-steps", type=int)
+    steps.add_argument("--max-steps", type=int)
+
+    budget = kinds.add_parser(
+        "budget", parents=parents, help="the final loss a budget buys with a schedule family"
+    )
+    budget.add_argument(
+        "--schedule",
+        required=True,
+        metavar="SPEC",
+        help="the family (its total_steps is replaced by the budget)",
+    )
+    amount = budget.add_mutually_exclusive_group(required=True)
+    amount.add_argument("--total-steps", type=int)
+    amount.add_argument("--tokens", type=float)
+    amount.add_argument("--flops", type=float)
+    budget.add_argument("--num-points", type=int, default=300)
+
+    optimise = kinds.add_parser(
+        "optimise",
+        aliases=["optimize"],
+        parents=parents,
+        help="the monotone schedule that minimises the final loss",
+    )
+    optimise.add_argument(
+        "--schedule",
+        required=True,
+        metavar="SPEC",
+        help="the frame: peak_lr, total_steps, num_warmup_steps, min_lr",
+    )
+    optimise.add_argument("--num-knots", type=int)
+    optimise.add_argument("--max-iterations", type=int)
+    plan.set_defaults(handler=_plan)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Where requests go: a running service, or the same code in this process.
+
+
+class Service:
+    """The HTTP API at ``url`` (httpx)."""
+
+    def __init__(self, url: str, timeout: float):
+        import httpx
+
+        self.httpx = httpx
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        self.url = url
+
+    def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.client.post(path, json=body)
+        except self.httpx.HTTPError as error:
+            raise UsageError(f"cannot reach the service at {self.url}: {error}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise UsageError(f"POST {path}: {response.status_code} {_detail(detail)}")
+        return response.json()
+
+
+def _detail(detail: Any) -> str:
+    if isinstance(detail, list):  # pydantic's errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in item.get('loc', [])[1:])}: {item.get('msg')}"
+            for item in detail
+        )
+    return str(detail)
+
+
+def _validation_message(error) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in item['loc'])}: {item['msg']}" for item in error.errors()
+    )
+
+
+def _configure_jax_cache() -> None:
+    """The persistent compilation cache, so a repeated command does not compile again:
+    ``$LOSSCAST_JAX_CACHE_DIR`` (empty: off), default ``~/.cache/losscast/jax``."""
+    directory = os.environ.get("LOSSCAST_JAX_CACHE_DIR")
+    if directory is None:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        directory = str(Path(base) / "losscast" / "jax")
+    if not directory:
+        return
+    import jax
+
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs from CSV files.
+
+
+def _spec_for(path: Path, args, single: dict | None, mapping: Mapping[str, Any]) -> dict | None:
+    for key in (str(path), path.name, path.stem):
+        if key in mapping:
+            spec = mapping[key]
+            if not isinstance(spec, dict):
+                raise UsageError(f"--schedules: the entry for {key!r} must be a JSON object")
+            return spec
+    return single
+
+
+def _read_runs(paths: Sequence[Path], args, single_spec: str | None = None) -> list[dict]:
+    """``POST /v1/runs`` bodies for the CSV files."""
+    from app.service import parse_run_csv
+
+    mapping = _json_file(Path(args.schedules), "--schedules") if args.schedules else {}
+    if not isinstance(mapping, dict):
+        raise UsageError("--schedules must hold a JSON object: file name -> schedule spec")
+    single = _schedule_text(single_spec) if single_spec else None
+    if single is not None and len(paths) > 1:
+        raise UsageError("--schedule names one file's schedule; use --schedules for several")
+    names = [p.stem for p in paths]
+    bodies = []
+    for path, name in zip(paths, names, strict=True):
+        try:
+            content = path.read_bytes()
+        except OSError as error:
+            raise UsageError(f"cannot read {path}: {error.strerror}") from None
+        try:
+            points = parse_run_csv(content)
+        except ValueError as error:
+            raise UsageError(f"{path}: {error}") from None
+        spec = _spec_for(path, args, single, mapping)
+        if spec is None:
+            if points.lr is None:
+                raise UsageError(
+                    f"{path}: no schedule given (--schedule/--schedules) and no lr column"
+                )
+            print(
+                f"note: {path}: no schedule given; the learning rate is interpolated from "
+                "its lr column",
+                file=sys.stderr,
+            )
+        metadata = {
+            key: value
+            for key, value in (
+                ("tokens_per_step", getattr(args, "tokens_per_step", None)),
+                ("n_params", getattr(args, "n_params", None)),
+            )
+            if value is not None
+        }
+        name = name if names.count(name) == 1 else str(path)
+        body = {"name": name, "metadata": metadata, "points": points.model_dump(), "schedule": spec}
+        bodies.append(body)
+    return bodies
+
+
+def _fit_options(args) -> dict[str, Any]:
+    options: dict[str, Any] = {"law": args.law or "lr_annealing", "min_step": args.min_step}
+    if args.warmup:
+        options["warmup"] = args.warmup
+    if args.fixed:
+        options["fixed"] = _fixed(args.fixed)
+    return options
+
+
+def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, dict[str, str]]:
+    """Fit the runs; returns the fit (FitOut's shape) and run key -> name."""
+    options = _fit_options(args)
+    if service is not None:
+        run_ids = [service.post("/v1/runs", body)["id"] for body in bodies]
+        out = service.post("/v1/fits", {"run_ids": run_ids, **options})
+        return out, {run_id: body["name"] for run_id, body in zip(run_ids, bodies, strict=True)}
+
+    _configure_jax_cache()
+    from pydantic import ValidationError
+
+    from app import schemas
+    from app.service import interpolated_lr
+    from app.storage import json_safe
+    from fitting.fit import Run, fit_law
+    from fitting.laws import get_law
+    from fitting.schedules import learning_rates
+
+    try:
+        request = schemas.FitCreate(run_ids=[body["name"] for body in bodies], **options)
+        runs = []
+        for body in bodies:
+            points = schemas.RunCreate(**body).points
+            if body["schedule"] is not None:
+                lr = learning_rates(body["schedule"])
+            else:
+                lr = interpolated_lr(points.step, points.lr)
+            runs.append(Run(lr, points.step, points.loss, body["name"]))
+        result = fit_law(
+            get_law(request.law),
+            runs,
+            warmup=request.warmup,
+            min_step=request.min_step,
+            fixed=request.fixed,
+            bounds=request.bounds,
+            huber_delta=request.huber_delta,
+        )
+    except ValidationError as error:
+        raise UsageError(_validation_message(error)) from None
+    out = {
+        "id": None,
+        "law": result.law,
+        "params": result.params,
+        "converged": result.converged,
+        "message": result.message,
+        "metrics": result.metrics,
+        "warmup": result.warmup,
+        "min_step": result.min_step,
+        "run_ids": [body["name"] for body in bodies],
+        "result": json_safe(result.to_dict()),
+    }
+    return json_safe(out), {}
+
+
+def _model_fields(args, service: Service | None) -> dict[str, Any]:
+    """The fitted law of a predict/plan request, from exactly one source."""
+    given = [name for name in ("fit", "fit_id", "params", "runs") if getattr(args, name)]
+    if len(given) != 1:
+        raise UsageError(
+            "give the fitted law by exactly one of --fit FILE, --fit-id ID (with --url), "
+            f"--law NAME --params JSON, or --runs CSV...; got {given or 'none'}"
+        )
+    if args.fit_id:
+        if service is None:
+            raise UsageError("--fit-id needs --url (a fit stored in a service)")
+        return {"fit_id": args.fit_id}
+    if args.fit:
+        stored = _json_file(args.fit, "--fit")
+        if not isinstance(stored, dict) or not {"law", "params"} <= set(stored):
+            raise UsageError(f"--fit: {args.fit} does not hold a fit (law and params)")
+        fields = {"law": stored["law"], "params": stored["params"]}
+        fields["warmup"] = stored.get("warmup") or "include"
+        return fields
+    if args.params:
+        if not args.law:
+            raise UsageError("--params needs --law")
+        return {
+            "law": args.law,
+            "params": _json_or_file(args.params, "--params"),
+            **({"warmup": args.warmup} if args.warmup else {}),
+        }
+    fit, _ = _fit_runs(_read_runs(args.runs, args), args, service)
+    if service is not None:
+        return {"fit_id": fit["id"]}
+    return {"law": fit["law"], "params": fit["params"], "warmup": fit["warmup"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands.
+
+
+def _emit(out: Any, args, render) -> None:
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(render(out))
+
+
+def _service(args) -> Service | None:
+    return Service(args.url, args.timeout) if args.url else None
+
+
+def _serve(args) -> int:
+    if args.no_warmup:
+        os.environ["LOSSCAST_WARMUP"] = "0"
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    import uvicorn
+
+    from app.settings import Settings
+
+    settings = Settings.from_env()
+    uvicorn.run(
+        "app.main:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=args.log_level,
+    )
+    return EXIT_OK
+
+
+def _fit(args) -> int:
+    from losscast_cli.render import render_fit
+
+    service = _service(args)
+    fit, names = _fit_runs(_read_runs(args.csv, args, args.schedule), args, service)
+    if args.tokens_per_step is not None:
+        fit["tokens_per_step"] = args.tokens_per_step
+    if args.n_params is not None:
+        fit["n_params"] = args.n_params
+    if args.out:
+        try:
+            args.out.write_text(json.dumps(fit, indent=2))
+        except OSError as error:
+            raise UsageError(f"--out: cannot write {args.out}: {error.strerror}") from None
+    _emit(fit, args, lambda out: render_fit(out, names))
+    return EXIT_OK
+
+
+def _predict(args) -> int:
+    from losscast_cli.render import render_prediction
+
+    if args.name and len(args.name) != len(args.schedule):
+        raise UsageError(f"got {len(args.name)} --name for {len(args.schedule)} --schedule")
+    service = _service(args)
+    candidates = [
+        {
+            "name": args.name[j] if args.name else f"schedule {j}",
+            "schedule": _schedule_text(text),
+            "num_points": args.num_points,
+        }
+        for j, text in enumerate(args.schedule)
+    ]
+    body = {**_model_fields(args, service), "candidates": candidates}
+    if service is not None:
+        out = service.post("/v1/predictions", body)
+    else:
+        _configure_jax_cache()
+        from pydantic import ValidationError
+
+        from app import schemas
+        from app import service as app_service
+
+        try:
+            request = schemas.PredictionRequest.model_validate(body)
+        except ValidationError as error:
+            raise UsageError(_validation_message(error)) from None
+        out = app_service.predict(None, request)
+    _emit(out, args, render_prediction)
+    return EXIT_OK
+
+
+def _plan_body(args) -> dict[str, Any]:
+    kind = (
+        PLAN_KINDS.get(args.kind)
+        or {"steps-to-target": "steps_to_target", "optimize": "optimise"}[args.kind]
+    )
+    body: dict[str, Any] = {"kind": kind}
+    if args.tokens_per_step is not None:
+        body["tokens_per_step"] = args.tokens_per_step
+    if args.n_params is not None:
+        body["n_params"] = args.n_params
+    if kind == "compare":
+        if args.name and len(args.name) != len(args.schedule):
+            raise UsageError(f"got {len(args.name)} --name for {len(args.schedule)} --schedule")
+        body["candidates"] = [
+            {"name": args.name[j] if args.name else None, "schedule": _schedule_text(text)}
+            for j, text in enumerate(args.schedule)
+        ]
+        body["num_points"] = args.num_points
+        return body
+    body["schedule"] = _schedule_text(args.schedule)
+    if kind == "cooldown":
+        if args.fractions:
+            body["fractions"] = _floats(args.fractions, "--fractions")
+        if args.decay_types:
+            body["decay_types"] = [t.strip() for t in args.decay_types.split(",") if t.strip()]
+        if args.tolerance is not None:
+            body["tolerance"] = args.tolerance
+    elif kind == "steps_to_target":
+        body["target_loss"] = args.target_loss
+        for name in ("min_steps", "max_steps"):
+            if getattr(args, name) is not None:
+                body[name] = getattr(args, name)
+    elif kind == "budget":
+        for name in ("total_steps", "tokens", "flops"):
+            if getattr(args, name) is not None:
+                body[name] = getattr(args, name)
+        body["num_points"] = args.num_points
+    elif kind == "optimise":
+        for name in ("num_knots", "max_iterations"):
+            if getattr(args, name) is not None:
+                body[name] = getattr(args, name)
+    return body
+
+
+def _plan(args) -> int:
+    from losscast_cli.render import render_plan
+
+    body = _plan_body(args)
+    service = _service(args)
+    model = _model_fields(args, service)
+    if args.fit and "tokens_per_step" not in body:  # the fit file may say what a step costs
+        stored = _json_file(args.fit, "--fit")
+        for name in ("tokens_per_step", "n_params"):
+            if stored.get(name) is not None and name not in body:
+                body[name] = stored[name]
+    body.update(model)
+    if service is not None:
+        out = service.post("/v1/plans", body)
+    else:
+        _configure_jax_cache()
+        from pydantic import TypeAdapter, ValidationError
+
+        from app.plan_schemas import PlanRequest
+        from app.routers.plans import make_plan
+
+        try:
+            request = TypeAdapter(PlanRequest).validate_python(body)
+        except ValidationError as error:
+            raise UsageError(_validation_message(error)) from None
+        out = make_plan(None, request)
+        out = json.loads(json.dumps(out, default=float))  # the wire's JSON types
+    _emit(out, args, render_plan)
+    return _gate(out, args.max_final_loss)
+
+
+def _gate(out: Mapping[str, Any], limit: float | None) -> int:
+    if limit is None:
+        return EXIT_OK
+    final = out["planned"]["final_loss"]
+    if final is None or final > limit:
+        print(
+            f"losscast: the planned run's predicted final loss {final:.5f} is above "
+            f"--max-final-loss {limit:g}",
+            file=sys.stderr,
+        )
+        return EXIT_ABOVE_LIMIT
+    print(
+        f"losscast: the planned run's predicted final loss {final:.5f} is within "
+        f"--max-final-loss {limit:g}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # exits 2 with the usage on a syntax error
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"losscast: error: {error}", file=sys.stderr)
+    except ValueError as error:  # from fitting/ or the service layer: says what is wrong
+        print(f"losscast: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # noqa: BLE001 -- a CI gate must get a status, not a trace
+        if os.environ.get("LOSSCAST_DEBUG"):
+            raise
+        print(
+            f"losscast: internal error: {type(error).__name__}: {error} "
+            "(LOSSCAST_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
