@@ -611,6 +611,8 @@ def best_cooldown(
       A :class:`CooldownPlan`.
     """
     floor = _floor_of(peak_lr, min_lr, min_lr_ratio)
+    frame = {"peak_lr": peak_lr, "total_steps": total_steps, "num_warmup_steps": num_warmup_steps}
+    learning_rates({"type": "constant", **frame, "warmup_init_value": warmup_init_value})
     decay_types = list(dict.fromkeys(decay_types))
     if not decay_types:
         raise ValueError("decay_types must name at least one shape")

@@ -160,6 +160,20 @@ def test_ranking_of_24000_step_schedules_matches_the_logged_final_losses(model):
         assert forecast.interval is None  # the fit carries no uncertainty
 
 
+@pytest.mark.slow  # the band's Jacobian compiles for ~10 s on 2 cores
+def test_a_fit_with_an_uncertainty_ranks_with_prediction_bands():
+    intervals = pytest.importorskip("fitting.intervals")
+    _, result = fitted_400m()
+    runs = [load_run("400M", name) for name in FITTING]
+    model = FittedLaw.from_fit(LAW, result, intervals.estimate_uncertainty(LAW, result, runs))
+    names = ["cosine_72000", "constant_72000"]
+    for forecast in compare_schedules(model, [schedule_specs()[n] for n in names], names):
+        band = forecast.interval
+        assert band["level"] == 0.9 and len(band["lower"]) == len(forecast.steps)
+        assert band["final"][0] < forecast.final_loss < band["final"][1]
+        assert np.all(band["lower"] < forecast.loss) and np.all(forecast.loss < band["upper"])
+
+
 def test_optimised_schedule_beats_cosine_and_the_best_wsd_at_24000_steps(model):
     frame = frame_of(schedule_specs()["cosine_24000"])
     began = time.perf_counter()

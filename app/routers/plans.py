@@ -140,9 +140,9 @@ def make_plan(store: Store, body) -> dict[str, Any]:
     model, fit_id, scale = _fitted_law(store, body)
     try:
         planned, result = PLANNERS[body.kind](model, scale, body)
-    except ValueError as error:
-        if isinstance(error, InputError):
-            raise
+    except InputError:
+        raise
+    except (ValueError, TypeError, ArithmeticError) as error:  # fitting/ names the bad value
         raise InputError(str(error)) from error
     return {
         "kind": body.kind,
