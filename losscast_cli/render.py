@@ -219,6 +219,15 @@ def _optimise(result: Mapping[str, Any]) -> str:
         f"{result['optimiser_seconds']:.2f} s ({result['seconds']:.2f} s with the baselines)",
     ]
     lines += [f"on a constraint: {c['note']}" for c in result["constraints"]]
+    steps, rates = result["knot_steps"], result["knot_lr"]
+    below = [s for s, r in zip(steps, rates, strict=True) if r < rates[0]]
+    floor = min(rates)
+    if below:
+        on_floor = next(s for s, r in zip(steps, rates, strict=True) if r == floor)
+        lines.append(
+            f"shape: at the peak until step {steps[steps.index(below[0]) - 1]}, "
+            f"then down to {floor:.3g} by step {on_floor}"
+        )
     knots = list(zip(result["knot_steps"], result["knot_lr"], strict=True))
     picks = sorted({round(i * (len(knots) - 1) / 16) for i in range(17)})
     lines += [
