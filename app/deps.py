@@ -17,14 +17,25 @@ T = TypeVar("T")
 
 
 class Compute:
-    """Runs CPU-heavy calls in worker threads, at most ``threads`` at once, so the event loop
-    (health checks, light requests) stays responsive while fits run."""
+    """Runs CPU-heavy calls in worker threads, so the event loop (health checks, light
+    requests) stays responsive: predictions at most ``threads`` at once, fits one at a time.
+
+    Fits are serialised because two fits at once hang for good on JAX 0.10.2's CPU backend:
+    two threads running ``fitting.fit._solve_starts`` at the same time both wait forever for
+    their results (predictions, and a fit beside predictions, do not).
+    """
 
     def __init__(self, threads: int):
         self.limiter = anyio.CapacityLimiter(threads)
+        self.fit_limiter = anyio.CapacityLimiter(1)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread (predictions, forecasts)."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def run_fit(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in a worker thread, alone among fits."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.fit_limiter)
 
 
 def get_settings(request: Request) -> Settings:

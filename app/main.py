@@ -124,7 +124,7 @@ def _configure_jax_cache(directory: str) -> None:
 
 async def _warm_up(app: FastAPI) -> None:
     try:
-        await app.state.compute.run(service.warm_up, app.state.settings.warmup_laws)
+        await app.state.compute.run_fit(service.warm_up, app.state.settings.warmup_laws)
     except Exception:  # the service still answers; /healthz says it is not warm
         logger.exception("JIT warm-up failed")
         app.state.warmup_state = "failed"

@@ -10,7 +10,8 @@
   (each law's fit kernels take from ~10 s to minutes to compile on 2 cores).
 - ``LOSSCAST_JAX_CACHE_DIR`` (``./var/jax-cache``): JAX's persistent compilation cache, which
   makes a restart's warm-up several times faster; empty to disable.
-- ``LOSSCAST_COMPUTE_THREADS`` (``2``): fits and predictions that run at once; more wait.
+- ``LOSSCAST_COMPUTE_THREADS`` (``2``): predictions that run at once; more wait. Fits run one
+  at a time whatever this says (see ``app.deps.Compute``).
 - ``LOSSCAST_CURVE_MAX_AGE`` (``3600``): Cache-Control max-age, in seconds, of
   ``GET /v1/fits/{id}/curve`` (a fit never changes, so its curves do not either).
 - ``LOG_LEVEL`` (``INFO``).

@@ -164,6 +164,7 @@ def main() -> int:
     parser.add_argument("--fit-duration", type=float, default=30.0, help="seconds for (c)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--generator", choices=("auto", "wrk", "httpx"), default="auto")
+    parser.add_argument("--only", default="abc", help="scenarios to run, e.g. 'a' or 'ab'")
     args = parser.parse_args()
     generator = args.generator
     if generator == "auto":
@@ -214,13 +215,16 @@ def main() -> int:
                     args.fit_duration,
                 ),
             ]
+            scenarios = [s for s in scenarios if s[0][1] in args.only]
             results = {}
+            load_before = os.getloadavg()[0]
             for label, path, body, clients, duration in scenarios:
                 if generator == "wrk":
                     results[label] = _wrk(base + path, body, clients, duration, folder)
                 else:
                     results[label] = asyncio.run(_httpx_load(base + path, body, clients, duration))
 
+            load_after = os.getloadavg()[0]
             with httpx.Client(base_url=base, timeout=30) as http:
                 after = http.get("/v1/status").json()
         finally:
@@ -229,6 +233,10 @@ def main() -> int:
 
     print(f"losscast HTTP benchmark: uvicorn (1 process) on loopback, load by {generator}")
     print(f"start-up to healthy (incl. JIT warm-up): {startup:.1f} s; {os.cpu_count()} CPUs")
+    print(
+        f"1-minute load average before/after the load: {load_before:.1f} / {load_after:.1f} "
+        "(the server and wrk account for about 2; more means other processes competed)"
+    )
     header = ("scenario", "requests", "errors", "p50 ms", "p99 ms", "req/s")
     print("{:52s} {:>8s} {:>6s} {:>8s} {:>8s} {:>8s}".format(*header))
     for label, r in results.items():
@@ -256,6 +264,7 @@ def main() -> int:
                 {
                     "generator": generator,
                     "startup_s": startup,
+                    "load_average_before_after": [load_before, load_after],
                     "results": results,
                     "compilations_after_warmup": warm,
                     "compilations_before_load": before,

@@ -248,3 +248,27 @@ def test_prediction_model_errors(client, body, status, says):
     response = client.post("/v1/predictions", json={"schedule": schedule, **body})
     assert response.status_code == status, response.text
     assert says in str(response.json()["detail"])
+
+
+def test_health_checks_answer_while_fits_run(client, mpl_fit):
+    import threading
+    import time
+
+    statuses = []
+
+    def fit():
+        statuses.append(client.post("/v1/fits", json={"run_ids": mpl_fit["run_ids"]}).status_code)
+
+    workers = [threading.Thread(target=fit) for _ in range(3)]  # 2 compute threads: one waits
+    for worker in workers:
+        worker.start()
+    time.sleep(0.2)
+    began = time.perf_counter()
+    health = client.get("/healthz")
+    waited = time.perf_counter() - began
+    still_fitting = any(worker.is_alive() for worker in workers)
+    for worker in workers:
+        worker.join()
+    assert health.status_code == 200 and statuses == [201, 201, 201]
+    assert still_fitting, "the fits ended before the health check: nothing was measured"
+    assert waited < 0.5

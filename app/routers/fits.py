@@ -30,7 +30,7 @@ async def create_fit(
 ):
     """Fit a law jointly to runs as they are now. The fit records what it saw, so later
     appends do not change it. A fit that did not converge is stored with converged=false."""
-    fit = await compute.run(service.fit_runs, store, body)
+    fit = await compute.run_fit(service.fit_runs, store, body)
     response.headers["Location"] = f"/v1/fits/{fit.id}"
     return service.fit_out(fit)
 
