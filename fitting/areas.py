@@ -31,7 +31,9 @@ Both are computed in leaves of :data:`LEAF` steps. One pass over the schedule to
 ``T / LEAF`` leaf totals, by small triangular matrix products, carries the sums from leaf to leaf;
 and each requested step adds the discounted part of its own leaf, read from a window of ``LEAF``
 rates (:data:`STEP_CHUNK` steps at a time, so that the windows of a large batch stay small).
-When a step per leaf or more is requested, every step of every leaf is computed instead, by one
+When both areas are wanted (:func:`forward_and_annealing_areas`), their leaf totals and their
+window sums each come from one two-output reduction, so the schedule is read once for both. When
+a step per leaf or more is requested, every step of every leaf is computed instead, by one
 ``LEAF x LEAF`` matrix product per leaf. No Python loop over steps, no per-step scan, no O(T^2)
 work.
 
@@ -84,6 +86,26 @@ def _inclusive_prefix(values: jax.Array, decay: jax.Array) -> jax.Array:
     return out.reshape(*values.shape[:-1], groups * GROUP)[..., :length]
 
 
+def _add_pairs(a, b):
+    return a[0] + b[0], a[1] + b[1]
+
+
+@jax.custom_jvp
+def _two_sums(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``sum(a, -1)`` and ``sum(b, -1)`` as one two-output reduction, so that the compiler reads
+    what ``a`` and ``b`` are computed from once instead of twice (reading the schedule is most of
+    the cost of a sparse request)."""
+    zero = jnp.zeros((), a.dtype)
+    return jax.lax.reduce((a, b), (zero, zero), _add_pairs, (a.ndim - 1,))
+
+
+@_two_sums.defjvp
+def _two_sums_jvp(primals, tangents):
+    # JAX has no derivative rule for a general (two-output) reduction; both sums are linear.
+    (a, b), (da, db) = primals, tangents
+    return _two_sums(a, b), (jnp.sum(da, -1), jnp.sum(db, -1))
+
+
 def _sums_at(
     lr: jax.Array,
     steps: jax.Array,
@@ -134,14 +156,14 @@ def _sums_at(
             """The sums over each step's own leaf, up to and including the step."""
             leaf, offset = step // LEAF, step % LEAF
             window = leaves[leaf]
-            forward_part = annealing_part = None
-            if forward:
-                upto = offsets <= offset[:, None]
-                forward_part = jnp.sum(jnp.where(upto, window, 0.0), axis=-1)
-            if annealing:
-                gap = weights[offset] * gaps(window, leaf[:, None] * LEAF + offsets)
-                annealing_part = jnp.sum(gap, axis=-1)
-            return forward_part, annealing_part
+            upto = jnp.where(offsets <= offset[:, None], window, 0.0)
+            gap = weights[offset] * gaps(window, leaf[:, None] * LEAF + offsets)
+            if forward and annealing:
+                return _two_sums(upto, gap)
+            return (
+                jnp.sum(upto, axis=-1) if forward else None,
+                jnp.sum(gap, axis=-1) if annealing else None,
+            )
 
         # Requested steps in chunks, so that their windows (chunk x LEAF per schedule) stay
         # small however many schedules are batched.
@@ -162,12 +184,15 @@ def _sums_at(
             None if a is None else a[:count]
             for a in jax.lax.fori_loop(0, chunks, chunk_body, initial)
         )
-        forward_totals = jnp.sum(leaves, axis=-1) if forward else None
         annealing_totals = None
-        if annealing:
+        if not annealing:
+            forward_totals = jnp.sum(leaves, axis=-1)
+        else:
+            gap_totals = (start - leaves) * leaf_powers[LEAF - 1 :: -1]
+            forward_totals, raw = _two_sums(leaves, gap_totals)
+            forward_totals = forward_totals if forward else None
             # Leaves before the ramp's leaf count nothing; the ramp's own leaf only its steps
             # from ramp_end on (summed exactly, like a requested step at the leaf's end).
-            raw = jnp.sum((start - leaves) * leaf_powers[LEAF - 1 :: -1], axis=-1)
             ramp_leaf = ramp_end // LEAF
             _, ramp_total = within(ramp_leaf[None] * LEAF + LEAF - 1)
             raw = jnp.where(jnp.arange(raw.shape[-1]) < ramp_leaf, 0.0, raw)
