@@ -17,7 +17,9 @@ core, not its numerics:
 The fit is a plain multi-start: a small grid over all five parameters, every start refined by
 ``scipy.optimize.minimize(method="L-BFGS-B")`` with finite-difference gradients (in log
 coordinates for the scale parameters and ``log(1 - decay)`` for the decay, the natural choice
-for parameters spanning decades), the best refinement kept.
+for parameters spanning decades), the best refinement kept. What does not depend on the parameters
+(``S1`` at the logged steps, the drops) is computed once per run, as any numpy user would; each
+evaluation filters the drops and sums the momentum over every step up to the last logged one.
 
 Importing this module has no side effects.
 """
