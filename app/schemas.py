@@ -10,9 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fitting.fit import DEFAULT_HUBER_DELTA, DEFAULT_WARMUP, WARMUP_TREATMENTS
+from fitting.intervals import DEFAULT_LEVEL as DEFAULT_LEVEL
+from fitting.laws import LAWS
+from fitting.plan import DEFAULT_NUM_POINTS as DEFAULT_NUM_POINTS  # the grid of every curve
 from fitting.schedules import MAX_TOTAL_STEPS
 
 #: Most candidates one prediction request may ask for.
@@ -21,10 +25,34 @@ MAX_CANDIDATES = 64
 MAX_FIT_RUNS = 64
 #: Most points of one predicted curve (explicit ``steps`` or ``num_points``).
 MAX_CURVE_POINTS = 200_000
-DEFAULT_NUM_POINTS = 300
+#: ``law`` of a fit that cross-validates every registered law and keeps the best.
+AUTO = "auto"
+#: The law a fit uses when none is named, and ``auto``'s fallback when it cannot cross-validate.
+DEFAULT_LAW = "lr_annealing"
 
 Step = Annotated[int, Field(ge=0, lt=MAX_TOTAL_STEPS)]
 Warmup = Literal[WARMUP_TREATMENTS]  # type: ignore[valid-type]
+#: The level of a prediction band: a probability strictly between 0 and 1.
+Level = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+LEVEL_DOC = (
+    f"the prediction band's level, in (0, 1) (default {DEFAULT_LEVEL}): lower and upper hold "
+    "the predicted loss with this probability; null for no band. Only fits with an uncertainty "
+    "(fitted with intervals) give a band: inline law+params and fits without one answer with "
+    "lower/upper null and interval_note saying why"
+)
+#: ``?level=`` of the GET endpoints: a query string has no null, so "none" asks for no band.
+LevelQuery = Annotated[
+    str,
+    Query(
+        max_length=32,
+        description=(
+            f"the prediction band's level, a number in (0, 1) (default {DEFAULT_LEVEL}), or none "
+            "for no band. Only fits with an uncertainty give one (see the fit's "
+            "uncertainty_note; interval_note says why a band is missing)"
+        ),
+        examples=[str(DEFAULT_LEVEL), "0.5", "none"],
+    ),
+]
 
 COSINE_24000 = {
     "type": "cosine",
@@ -177,7 +205,14 @@ class RunPage(BaseModel):
 class FitCreate(_Model):
     run_ids: list[str] = Field(min_length=1, max_length=MAX_FIT_RUNS)
     law: str = Field(
-        "lr_annealing", description="a key of fitting.laws.LAWS (GET /v1/laws lists them)"
+        DEFAULT_LAW,
+        description=(
+            "a key of fitting.laws.LAWS (GET /v1/laws lists them), or 'auto': cross-validate "
+            "every registered law on these runs (leave one run out; one run: its last 20% of "
+            "steps held out) and fit the one with the lowest held-out PredE; the fit's "
+            "selection records every candidate's validation error"
+        ),
+        json_schema_extra={"enum": [AUTO, *LAWS]},
     )
     warmup: Warmup = Field(
         DEFAULT_WARMUP, description="how the warmup ramp enters the annealing terms"
@@ -190,13 +225,34 @@ class FitCreate(_Model):
         None, description="natural bounds that replace the law's for some parameters"
     )
     huber_delta: float = Field(DEFAULT_HUBER_DELTA, gt=0, allow_inf_nan=False)
+    intervals: bool = Field(
+        True,
+        description=(
+            "cross-validate the law too (3 extra fits for 3 runs) and store the fit's "
+            "uncertainty, so that predictions from it carry prediction bands; false: a plain "
+            "fit, no bands"
+        ),
+    )
+
+    @field_validator("law")
+    @classmethod
+    def _known_law(cls, law: str) -> str:
+        if law != AUTO and law not in LAWS:
+            raise ValueError(f"unknown law {law!r}; known laws: {[AUTO, *LAWS]}")
+        return law
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
                 {"run_ids": ["run_0f3c...", "run_9a1b...", "run_77de..."], "law": "lr_annealing"},
-                {"run_ids": ["run_0f3c..."], "law": "lr_annealing", "fixed": {"decay": 0.999}},
+                {"run_ids": ["run_0f3c...", "run_9a1b...", "run_77de..."], "law": "auto"},
+                {
+                    "run_ids": ["run_0f3c..."],
+                    "law": "lr_annealing",
+                    "fixed": {"decay": 0.999},
+                    "intervals": False,
+                },
             ]
         },
     )
@@ -214,9 +270,18 @@ class FitRunOut(BaseModel):
     points_sha256: str
 
 
+class UncertaintyOut(BaseModel):
+    noise: float | None = Field(description="robust sd of the fitted runs' log residuals")
+    model_error: float | None = Field(
+        description="root-mean-square held-out log error of the cross-validation"
+    )
+    autocorrelation: float | None = Field(description="lag-1 autocorrelation of the residuals")
+    folds: int = Field(description="cross-validation fits behind the jackknife term")
+
+
 class FitOut(BaseModel):
     id: str
-    law: str
+    law: str = Field(description="the fitted law (with law 'auto': the one chosen)")
     params: dict[str, float]
     converged: bool
     message: str
@@ -227,6 +292,25 @@ class FitOut(BaseModel):
     min_step: int
     run_ids: list[str]
     runs: list[FitRunOut] | None = Field(None, description="what the fit saw of each run")
+    selection: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "law 'auto' only: {chosen, scheme, candidates: [{law, scheme, pred_e, folds}]}, every "
+            "registered law's cross-validation (pred_e null: no fold could be fitted), and a note "
+            "when there were too few points to choose by evidence"
+        ),
+    )
+    validation: dict[str, Any] | None = Field(
+        None, description="the fitted law's cross-validation {law, scheme, pred_e, folds}"
+    )
+    uncertainty: UncertaintyOut | None = Field(
+        None,
+        description=(
+            "what the prediction bands are made of (the whole of it is result.uncertainty); "
+            "null: predictions from this fit carry no band, see uncertainty_note"
+        ),
+    )
+    uncertainty_note: str | None = Field(None, description="why there is no uncertainty")
     result: dict[str, Any] = Field(description="the fitter's whole FitResult")
     created_at: datetime
 
@@ -272,6 +356,7 @@ class PredictionRequest(_Model):
     steps: list[Step] | None = Field(None, max_length=MAX_CURVE_POINTS)
     num_points: int | None = Field(None, ge=1, le=MAX_CURVE_POINTS)
     candidates: list[Candidate] | None = Field(None, min_length=1, max_length=MAX_CANDIDATES)
+    level: Level | None = Field(DEFAULT_LEVEL, description=LEVEL_DOC)
 
     @model_validator(mode="after")
     def _consistent(self) -> PredictionRequest:
@@ -316,6 +401,8 @@ class PredictionRequest(_Model):
         json_schema_extra={
             "examples": [
                 {"fit_id": "fit_5e0a...", "schedule": COSINE_24000, "num_points": 300},
+                {"fit_id": "fit_5e0a...", "schedule": COSINE_24000, "level": 0.5},
+                {"fit_id": "fit_5e0a...", "schedule": COSINE_24000, "level": None},
                 {
                     "fit_id": "fit_5e0a...",
                     "candidates": [
@@ -338,6 +425,8 @@ class Curve(BaseModel):
     name: str | None
     steps: list[int]
     loss: list[float]
+    lower: list[float] | None = Field(None, description="lower end of the band at each step")
+    upper: list[float] | None = Field(None, description="upper end of the band at each step")
     lr: list[float] = Field(description="the candidate's learning rate at each step")
     total_steps: int
     warmup_end: int = Field(description="the step where the warmup ramp ends (0: no ramp)")
@@ -348,8 +437,14 @@ class PredictionOut(BaseModel):
     law: str
     params: dict[str, float]
     warmup: str
+    level: float | None = Field(
+        None, description="the level of the lower/upper bands (null: no band was given)"
+    )
+    interval_note: str | None = Field(None, description="why a band that was asked for is missing")
     steps: list[int] | None = Field(None, description="the single candidate's steps")
     loss: list[float] | None = Field(None, description="the single candidate's predicted loss")
+    lower: list[float] | None = Field(None, description="the single candidate's band (lower)")
+    upper: list[float] | None = Field(None, description="the single candidate's band (upper)")
     candidates: list[Curve]
 
 
@@ -361,6 +456,13 @@ class ForecastOut(BaseModel):
     warmup: str
     points: Points = Field(description="the run's logged points (now)")
     predicted_at_logged: list[float] = Field(description="the prediction at each logged step")
+    lower_at_logged: list[float] | None = Field(None, description="the band at each logged step")
+    upper_at_logged: list[float] | None = None
+    coverage: float | None = Field(
+        None, description="the fraction of logged points inside the band"
+    )
+    level: float | None = Field(None, description="the bands' level (null: no band)")
+    interval_note: str | None = Field(None, description="why a band that was asked for is missing")
     metrics: dict[str, float | None] = Field(description="prediction vs logged loss")
     curve: Curve = Field(description="the prediction for the run's own schedule")
 

@@ -34,10 +34,13 @@ from app.storage import (
     Store,
     json_safe,
 )
-from fitting.fit import COMPILATIONS, DEFAULT_WARMUP, Run, fit_law, predict_losses
+from fitting.fit import COMPILATIONS, DEFAULT_WARMUP, FitResult, Run, fit_law, predict_losses
+from fitting.intervals import Uncertainty, estimate_uncertainty, predict_intervals
 from fitting.laws import LAWS, Law, get_law, natural_bounds
 from fitting.metrics import curve_metrics
+from fitting.plan import curve_steps
 from fitting.schedules import learning_rates, warmup_steps_of
+from fitting.select import Validation, choose_law, cross_validate
 
 logger = logging.getLogger("losscast")
 
@@ -318,9 +321,15 @@ def parse_run_csv(content: bytes) -> schemas.Points:
 # Fits.
 
 
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+
+
 def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
-    """Fit ``body.law`` to the runs as they are now; store the result with what it saw."""
-    law = _law(body.law)
+    """Fit ``body.law`` (or choose one, ``auto``) to the runs as they are now, cross-validate it
+    for its prediction intervals unless ``body.intervals`` is false; store the result with what
+    it saw. Every fit here runs in the caller's thread: the router holds the fit limiter."""
+    if body.law != schemas.AUTO:
+        _law(body.law)
     if len(set(body.run_ids)) != len(body.run_ids):
         raise InputError(f"each run may appear once, got {body.run_ids}", "run_ids")
     records = store.get_runs(body.run_ids)
@@ -344,29 +353,129 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
                 loss=record.loss,
             )
         )
-    try:
-        result = fit_law(
-            law,
-            runs,
-            warmup=body.warmup,
-            min_step=body.min_step,
-            fixed=body.fixed,
-            bounds=body.bounds,
-            huber_delta=body.huber_delta,
-        )
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as error:
-        raise InputError(f"the fit failed: {error}") from error
-    options = body.model_dump(exclude={"run_ids"})
+    began = time.perf_counter()
+    options = {
+        "warmup": body.warmup,
+        "min_step": body.min_step,
+        "fixed": body.fixed,
+        "bounds": body.bounds,
+        "huber_delta": body.huber_delta,
+    }
+    if body.law == schemas.AUTO:
+        law, result, validation, selection = _chosen_fit(runs, options)
+    else:
+        law, selection = _law(body.law), None
+        result = _fit(law, runs, options)
+        validation = _validated(law, runs, options) if body.intervals else None
+    uncertainty, note = None, None
+    if isinstance(validation, str):  # why there is no cross-validation
+        note, validation = f"no prediction intervals: {validation}", None
+    if not body.intervals:
+        note = "no prediction intervals: the fit was asked for without them (intervals: false)"
+    elif validation is not None:
+        uncertainty, note = _uncertainty(law, result, runs, validation)
+    stored = {
+        **result.to_dict(),
+        "selection": selection,
+        "validation": None if validation is None else validation.summary(),
+        "uncertainty": None if uncertainty is None else uncertainty.to_dict(),
+        "uncertainty_note": note,
+        "total_seconds": time.perf_counter() - began,  # with the cross-validation
+    }
     return store.create_fit(
         NewFit(
             law=law.name,
             params=result.params,
             converged=result.converged,
-            result=json_safe(result.to_dict()),
-            options=options,
+            result=json_safe(stored),
+            options=body.model_dump(exclude={"run_ids"}),
             runs=snapshots,
         )
     )
+
+
+def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult:
+    try:
+        return fit_law(law, runs, **options)
+    except FIT_ERRORS as error:
+        raise InputError(f"the fit failed: {error}") from error
+
+
+def _validated(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> Validation | str:
+    """The law's cross-validation on ``runs``, or why there is none (too few points)."""
+    try:
+        validation = cross_validate(law, runs, **options)
+    except FIT_ERRORS as error:
+        return f"cannot cross-validate: {error}"
+    if not validation.log_residuals:
+        return "cannot cross-validate: no fold could be fitted and predict held-out points"
+    return validation
+
+
+def _chosen_fit(
+    runs: Sequence[Run], options: Mapping[str, Any]
+) -> tuple[Law, FitResult, Validation | str, dict[str, Any]]:
+    """``law: auto``: every registered law cross-validated, the best fitted to all runs
+    (:func:`fitting.select.choose_law`). Without enough points to cross-validate, the default
+    law is fitted and the selection says why."""
+    try:
+        result, chosen, validations = choose_law(runs, **options)
+    except FIT_ERRORS as error:  # too few points to hold any out (or every law's fit failed)
+        law = _law(schemas.DEFAULT_LAW)
+        result = _fit(law, runs, options)
+        reason = f"cannot cross-validate: {error}"
+        selection = {
+            "chosen": law.name,
+            "scheme": None,
+            "candidates": [],
+            "note": f"no choice by evidence ({reason}); fitted the default law {law.name!r}",
+        }
+        return law, result, reason, selection
+    selection = {
+        "chosen": chosen.law,
+        "scheme": chosen.scheme,
+        "candidates": [validation.summary() for validation in validations],
+    }
+    validation = chosen if chosen.log_residuals else "no fold of the chosen law could be fitted"
+    return _law(result.law), result, validation, selection
+
+
+def _uncertainty(
+    law: Law, result: FitResult, runs: Sequence[Run], validation: Validation
+) -> tuple[Uncertainty | None, str | None]:
+    try:
+        uncertainty = estimate_uncertainty(law, result, runs, validation)
+    except FIT_ERRORS as error:
+        return None, f"no prediction intervals: the uncertainty could not be estimated ({error})"
+    numbers = [uncertainty.noise, uncertainty.autocorrelation, uncertainty.model_error]
+    if not (np.all(np.isfinite(uncertainty.covariance)) and np.all(np.isfinite(numbers))):
+        return None, "no prediction intervals: the estimated uncertainty is not finite"
+    return uncertainty, None
+
+
+def stored_uncertainty(fit: FitRecord) -> tuple[Uncertainty | None, str | None]:
+    """The fit's uncertainty (``result["uncertainty"]``, written by :func:`fit_runs`), or None
+    and why not. ``/v1/predictions``, the curves, forecasts and ``/v1/plans`` all read it here."""
+    stored = fit.result.get("uncertainty")
+    if not stored:
+        note = fit.result.get("uncertainty_note")
+        return None, note or "no prediction intervals: this fit stored no uncertainty"
+    try:
+        return Uncertainty.from_dict(stored), None
+    except (KeyError, TypeError, ValueError):
+        return None, "no prediction intervals: this fit's stored uncertainty is unreadable"
+
+
+def _uncertainty_out(fit: FitRecord) -> dict[str, Any] | None:
+    stored = fit.result.get("uncertainty")
+    if not stored:
+        return None
+    return {
+        "noise": stored.get("noise"),
+        "model_error": stored.get("model_error"),
+        "autocorrelation": stored.get("autocorrelation"),
+        "folds": len(stored.get("fold_params") or ()),
+    }
 
 
 def fit_out(fit: FitRecord) -> dict[str, Any]:
@@ -397,6 +506,10 @@ def fit_out(fit: FitRecord) -> dict[str, Any]:
         "min_step": fit.result.get("min_step", 0),
         "run_ids": fit.run_ids,
         "runs": runs,
+        "selection": fit.result.get("selection"),
+        "validation": fit.result.get("validation"),
+        "uncertainty": _uncertainty_out(fit),
+        "uncertainty_note": stored_uncertainty(fit)[1],
         "result": fit.result,
         "created_at": fit.created_at,
     }
@@ -406,28 +519,24 @@ def fit_out(fit: FitRecord) -> dict[str, Any]:
 # Predictions.
 
 
-def evenly_spaced_steps(lr: np.ndarray, num_points: int) -> np.ndarray:
-    """``num_points`` integer steps evenly spaced over [first step after the warmup ramp (or 1),
-    T - 1], duplicates removed (so short schedules give fewer)."""
-    last = lr.size - 1
-    ramp_end = warmup_steps_of(lr)
-    first = min(ramp_end + 1 if ramp_end > 0 else 1, last)
-    return np.unique(np.round(np.linspace(first, last, num_points)).astype(np.int64))
-
-
 @dataclass
 class Model:
-    """A law with parameters: from a stored fit, or given inline."""
+    """A law with parameters: from a stored fit, or given inline; with the fit's uncertainty
+    when it has one (else ``no_band`` says why predictions from it have no band)."""
 
     law: Law
     params: dict[str, float]
     warmup: str
     fit_id: str | None = None
+    uncertainty: Uncertainty | None = None
+    no_band: str | None = None
 
 
 def model_of_fit(fit: FitRecord) -> Model:
     law = _law(fit.law, "fit.law")
-    return Model(law, fit.params, fit.result.get("warmup", DEFAULT_WARMUP), fit.id)
+    uncertainty, why = stored_uncertainty(fit)
+    warmup = fit.result.get("warmup", DEFAULT_WARMUP)
+    return Model(law, fit.params, warmup, fit.id, uncertainty, why)
 
 
 def inline_model(law_name: str, params: Mapping[str, float], warmup: str | None) -> Model:
@@ -447,7 +556,63 @@ def inline_model(law_name: str, params: Mapping[str, float], warmup: str | None)
             raise InputError(
                 f"{name}={value} lies outside the law's bounds [{low}, {high}]", "params"
             )
-    return Model(law, dict(params), warmup or DEFAULT_WARMUP)
+    no_band = "no prediction band: inline law+params carry no uncertainty (predict from a fit_id)"
+    return Model(law, dict(params), warmup or DEFAULT_WARMUP, no_band=no_band)
+
+
+def parse_level(text: str, where: str = "query.level") -> float | None:
+    """A band level from a query string: a number in (0, 1), or ``none`` (no band)."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        level = float(text)
+    except ValueError:
+        level = math.nan
+    if not 0 < level < 1:
+        raise InputError(f"must be a number in (0, 1), or none for no band; got {text!r}", where)
+    return level
+
+
+@dataclass
+class Bands:
+    """Prediction bands of a batch of curves: per curve ``(lower, upper)`` or None."""
+
+    level: float | None
+    bands: list[tuple[np.ndarray, np.ndarray] | None]
+    note: str | None = None
+
+
+def prediction_bands(
+    model: Model,
+    schedules: Sequence[np.ndarray],
+    grids: Sequence[np.ndarray],
+    level: float | None,
+    names: Sequence[str] | None = None,
+) -> Bands:
+    """The ``level`` band of each curve (:func:`fitting.intervals.predict_intervals`); none when
+    ``level`` is None (not asked for) or the model has no uncertainty (``note`` says why)."""
+    if level is None:
+        return Bands(None, [None] * len(schedules))
+    if model.uncertainty is None:
+        return Bands(None, [None] * len(schedules), model.no_band)
+    try:
+        computed = predict_intervals(
+            model.law, model.params, model.uncertainty, schedules, grids, model.warmup, level
+        )
+    except ValueError as error:
+        raise InputError(str(error), "level") from error
+    bands, missing = [], []
+    for j, band in enumerate(computed):
+        lower, upper = band["lower"], band["upper"]
+        if np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)):
+            bands.append((lower, upper))
+        else:
+            bands.append(None)
+            missing.append(names[j] if names else str(j))
+    if len(missing) == len(bands):
+        return Bands(None, bands, "no prediction band: it is not finite on these schedules")
+    note = f"no prediction band for {missing}: it is not finite there" if missing else None
+    return Bands(level, bands, note)
 
 
 def _at(prefix: str, name: str) -> str:
@@ -455,10 +620,14 @@ def _at(prefix: str, name: str) -> str:
 
 
 def predict_curves(
-    model: Model, candidates: Sequence[schemas.Candidate], prefixes: Sequence[str]
-) -> list[dict[str, Any]]:
-    """One predicted curve per candidate, all in one call into ``fitting``; ``prefixes`` say
-    where each candidate sits in the request (``candidates[2]``), for error messages."""
+    model: Model,
+    candidates: Sequence[schemas.Candidate],
+    prefixes: Sequence[str],
+    level: float | None = None,
+) -> tuple[list[dict[str, Any]], Bands]:
+    """One predicted curve per candidate, all in one call into ``fitting``, each with its
+    ``level`` band when the model has an uncertainty; ``prefixes`` say where each candidate
+    sits in the request (``candidates[2]``), for error messages."""
     schedules, grids = [], []
     for candidate, prefix in zip(candidates, prefixes, strict=True):
         if candidate.schedule is not None:
@@ -475,17 +644,14 @@ def predict_curves(
                     _at(prefix, "steps"),
                 )
         else:
-            steps = evenly_spaced_steps(lr, candidate.num_points or schemas.DEFAULT_NUM_POINTS)
+            steps = curve_steps(lr, candidate.num_points or schemas.DEFAULT_NUM_POINTS)
         schedules.append(lr)
         grids.append(steps)
     try:
         losses = predict_losses(model.law, model.params, schedules, grids, model.warmup)
     except ValueError as error:
         raise InputError(str(error)) from error
-    curves = []
-    for candidate, prefix, lr, steps, loss in zip(
-        candidates, prefixes, schedules, grids, losses, strict=True
-    ):
+    for prefix, steps, loss in zip(prefixes, grids, losses, strict=True):
         bad = np.flatnonzero(~np.isfinite(loss))
         if bad.size:
             raise InputError(
@@ -493,17 +659,28 @@ def predict_curves(
                 "parameters",
                 prefix or None,
             )
+    names = [
+        candidate.name or prefix or f"candidate {j}"
+        for j, (candidate, prefix) in enumerate(zip(candidates, prefixes, strict=True))
+    ]
+    bands = prediction_bands(model, schedules, grids, level, names)
+    curves = []
+    for candidate, lr, steps, loss, band in zip(
+        candidates, schedules, grids, losses, bands.bands, strict=True
+    ):
         curves.append(
             {
                 "name": candidate.name,
                 "steps": steps.tolist(),
                 "loss": loss.tolist(),
+                "lower": None if band is None else band[0].tolist(),
+                "upper": None if band is None else band[1].tolist(),
                 "lr": lr[steps].tolist(),
                 "total_steps": int(lr.size),
                 "warmup_end": warmup_steps_of(lr),
             }
         )
-    return curves
+    return curves, bands
 
 
 def predict(store: Store, body: schemas.PredictionRequest) -> dict[str, Any]:
@@ -513,15 +690,26 @@ def predict(store: Store, body: schemas.PredictionRequest) -> dict[str, Any]:
         model = inline_model(body.law, body.params, body.warmup)
     candidates = body.candidate_list()
     prefixes = [f"candidates[{j}]" if body.candidates else "" for j in range(len(candidates))]
-    curves = predict_curves(model, candidates, prefixes)
-    single = curves[0] if body.candidates is None else None
+    curves, bands = predict_curves(model, candidates, prefixes, body.level)
+    return prediction_out(model, curves, bands, single=body.candidates is None)
+
+
+def prediction_out(
+    model: Model, curves: list[dict[str, Any]], bands: Bands, single: bool
+) -> dict[str, Any]:
+    """PredictionOut's fields; ``single``: a one-curve request, its arrays at the top too."""
+    one = curves[0] if single else {}
     return {
         "fit_id": model.fit_id,
         "law": model.law.name,
         "params": model.params,
         "warmup": model.warmup,
-        "steps": single["steps"] if single else None,
-        "loss": single["loss"] if single else None,
+        "level": bands.level,
+        "interval_note": bands.note,
+        "steps": one.get("steps"),
+        "loss": one.get("loss"),
+        "lower": one.get("lower"),
+        "upper": one.get("upper"),
         "candidates": curves,
     }
 
@@ -586,9 +774,11 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def curve_etag(fit_id: str, spec: Mapping[str, Any], num_points: int, version: str) -> str:
+def curve_etag(
+    fit_id: str, spec: Mapping[str, Any], num_points: int, version: str, level: float | None
+) -> str:
     """A strong ETag: the fit (immutable) and the normalised query decide the curve."""
-    query = canonical_json({"schedule": dict(spec), "num_points": num_points})
+    query = canonical_json({"schedule": dict(spec), "num_points": num_points, "level": level})
     return '"' + _digest(version, fit_id, query)[:32] + '"'
 
 
@@ -601,16 +791,23 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return etag in tags
 
 
-def fit_curve(fit: FitRecord, spec: dict[str, Any], num_points: int) -> dict[str, Any]:
+def fit_curve(
+    fit: FitRecord, spec: dict[str, Any], num_points: int, level: float | None
+) -> dict[str, Any]:
+    """The body of ``GET /v1/fits/{id}/curve``: POST /v1/predictions' answer for one schedule."""
     model = model_of_fit(fit)
     candidate = schemas.Candidate.model_construct(
         name=None, schedule=spec, lr_per_step=None, steps=None, num_points=num_points
     )
-    return predict_curves(model, [candidate], ["query"])[0]
+    curves, bands = predict_curves(model, [candidate], ["query"], level)
+    return prediction_out(model, curves, bands, single=True)
 
 
-def forecast(store: Store, run_id: str, fit_id: str | None, num_points: int) -> dict[str, Any]:
-    """The run's logged points with the prediction, for its own schedule, of its latest fit."""
+def forecast(
+    store: Store, run_id: str, fit_id: str | None, num_points: int, level: float | None
+) -> dict[str, Any]:
+    """The run's logged points with the prediction, for its own schedule, of its latest fit
+    (with its ``level`` band, and how many logged points lie inside it)."""
     run = store.get_run(run_id)
     if fit_id is None:
         fit = store.latest_fit_for_run(run_id)
@@ -623,12 +820,18 @@ def forecast(store: Store, run_id: str, fit_id: str | None, num_points: int) -> 
         fit = store.get_fit(fit_id, with_runs=False)
     model = model_of_fit(fit)
     lr = run_lr(run)
-    grid = evenly_spaced_steps(lr, num_points)
+    grid = curve_steps(lr, num_points)
     logged, curve = predict_losses(
         model.law, model.params, [lr, lr], [run.steps, grid], model.warmup
     )
     if not (np.all(np.isfinite(logged)) and np.all(np.isfinite(curve))):
         raise InputError("the fit predicts a non-finite loss on this run's schedule", "fit_id")
+    bands = prediction_bands(model, [lr, lr], [run.steps, grid], level, ["logged", "curve"])
+    at_logged, on_grid = bands.bands
+    coverage = None
+    if at_logged is not None:
+        inside = (at_logged[0] <= run.loss) & (run.loss <= at_logged[1])
+        coverage = float(np.mean(inside))
     points = {"step": run.steps.tolist(), "loss": run.loss.tolist()}
     if run.point_lr is not None:
         points["lr"] = run.point_lr.tolist()
@@ -640,11 +843,18 @@ def forecast(store: Store, run_id: str, fit_id: str | None, num_points: int) -> 
         "warmup": model.warmup,
         "points": points,
         "predicted_at_logged": logged.tolist(),
+        "lower_at_logged": None if at_logged is None else at_logged[0].tolist(),
+        "upper_at_logged": None if at_logged is None else at_logged[1].tolist(),
+        "coverage": coverage,
+        "level": bands.level,
+        "interval_note": bands.note,
         "metrics": json_safe(curve_metrics(logged, run.loss)),
         "curve": {
             "name": run.name,
             "steps": grid.tolist(),
             "loss": curve.tolist(),
+            "lower": None if on_grid is None else on_grid[0].tolist(),
+            "upper": None if on_grid is None else on_grid[1].tolist(),
             "lr": lr[grid].tolist(),
             "total_steps": int(lr.size),
             "warmup_end": warmup_steps_of(lr),
@@ -682,14 +892,16 @@ WARMUP_PREDICTION_LENGTHS = (24000, 72000)
 def synthetic_run(spec: Mapping[str, Any], num_points: int) -> Run:
     """A run whose loss falls as a power of the rate's running sum: enough to compile on."""
     lr = learning_rates(spec)
-    steps = evenly_spaced_steps(lr, num_points)
+    steps = curve_steps(lr, num_points)
     area = np.cumsum(lr)[steps] / lr.max()
     return Run(lr, steps, 3.0 + 5.0 * area**-0.3, spec["type"])
 
 
 def warm_up(law_names: Sequence[str] = ("lr_annealing",)) -> dict[str, int]:
     """Compile the kernels typical requests use for the laws named (``"all"``: every registered
-    law); returns the compilation counts after. Unknown names are skipped with a warning."""
+    law): a fit of three runs, one of two (a fold of its cross-validation), the uncertainty,
+    and one-curve predictions with their bands. Returns the compilation counts after. Unknown
+    names are skipped with a warning."""
     began = time.perf_counter()
     before = sum(COMPILATIONS.values())
     runs = [synthetic_run(spec, 171) for spec in WARMUP_SCHEDULES]
@@ -700,9 +912,13 @@ def warm_up(law_names: Sequence[str] = ("lr_annealing",)) -> dict[str, int]:
             continue
         law = LAWS[name]
         fit = fit_law(law, runs)
+        fit_law(law, runs[:2])  # the shapes of a cross-validation fold (one run left out)
+        uncertainty = estimate_uncertainty(law, fit, runs)
         for length in WARMUP_PREDICTION_LENGTHS:
             lr = learning_rates({**WARMUP_SCHEDULES[0], "total_steps": length})
-            predict_losses(law, fit.params, [lr], [evenly_spaced_steps(lr, 300)], fit.warmup)
+            steps = curve_steps(lr, schemas.DEFAULT_NUM_POINTS)
+            predict_losses(law, fit.params, [lr], [steps], fit.warmup)
+            predict_intervals(law, fit.params, uncertainty, [lr], [steps], fit.warmup)
     logger.info(
         "JIT warm-up of %s done in %.1f s: %d compilations (%s)",
         names,

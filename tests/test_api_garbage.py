@@ -130,7 +130,8 @@ def test_post_points_never_500(client, stored, body):
             "run_ids": st.just("existing")
             | st.lists(st.text(max_size=6), max_size=3)
             | json_values,
-            "law": st.sampled_from(["lr_annealing", "nope", ""]) | json_values,
+            "law": st.sampled_from(["lr_annealing", "auto", "nope", ""]) | json_values,
+            "intervals": st.booleans() | json_values,
             "warmup": st.sampled_from(["include", "exclude", "x"]) | json_values,
             "fixed": st.dictionaries(st.text(max_size=4), numbers, max_size=2) | json_values,
             "bounds": json_values,
@@ -163,6 +164,7 @@ def test_post_fits_never_500(client, stored, body):
             "lr_per_step": number_lists,
             "steps": number_lists,
             "num_points": numbers | json_values,
+            "level": st.sampled_from([0.9, 0.5, None]) | numbers | json_values,
             "candidates": st.lists(
                 st.fixed_dictionaries(
                     {},
@@ -208,11 +210,13 @@ def test_malformed_json_bodies_never_500(client, stored, raw):
         ),
     ),
     num_points=st.sampled_from(["1", "300", "0", "-5", "x", "1e3", "999999999"]),
+    level=st.sampled_from(["0.9", "none", "NONE", "0", "1", "x", "", "nan", "1e-3", "-inf"])
+    | st.text(max_size=8),
 )
-def test_curve_queries_never_500(client, stored, schedule, num_points):
+def test_curve_queries_never_500(client, stored, schedule, num_points, level):
     response = client.get(
         f"/v1/fits/{stored['fit_id']}/curve",
-        params={"schedule": schedule, "num_points": num_points},
+        params={"schedule": schedule, "num_points": num_points, "level": level},
     )
     assert response.status_code < 500, (schedule, response.text)
 
@@ -233,6 +237,7 @@ def test_curve_queries_never_500(client, stored, schedule, num_points):
                 "include_lr",
                 "run_id",
                 "law",
+                "level",
             ]
         ),
         st.text(max_size=10),

@@ -29,7 +29,13 @@ async def create_fit(
     body: schemas.FitCreate, store: StoreDep, compute: ComputeDep, response: Response
 ):
     """Fit a law jointly to runs as they are now. The fit records what it saw, so later
-    appends do not change it. A fit that did not converge is stored with converged=false."""
+    appends do not change it. A fit that did not converge is stored with converged=false.
+
+    ``law: "auto"`` cross-validates every registered law and fits the best (``selection``
+    says why). Unless ``intervals`` is false, the law is cross-validated and the fit stores
+    its uncertainty, so predictions from it carry prediction bands; with too few points to
+    hold any out, the fit succeeds without (``uncertainty`` null, ``uncertainty_note``).
+    The cross-validation fits run in the same worker call, so fits stay one at a time."""
     fit = await compute.run_fit(service.fit_runs, store, body)
     response.headers["Location"] = f"/v1/fits/{fit.id}"
     return service.fit_out(fit)
@@ -81,23 +87,18 @@ async def fit_curve(
     num_points: Annotated[int, Query(ge=1, le=schemas.MAX_CURVE_POINTS)] = (
         schemas.DEFAULT_NUM_POINTS
     ),
+    level: schemas.LevelQuery = str(schemas.DEFAULT_LEVEL),
 ):
     """The fit's predicted curve for a schedule given in the query, for dashboards that poll:
-    a strong ETag (fit id and normalised query) and Cache-Control; 304 on If-None-Match."""
+    the same body as ``POST /v1/predictions`` (with ``lower``/``upper`` at ``level``), a strong
+    ETag (fit id and normalised query) and Cache-Control; 304 on If-None-Match."""
     spec = service.parse_compact_schedule(schedule)
+    band_level = service.parse_level(level)
     fit = await in_thread(lambda: store.get_fit(fit_id, with_runs=False))
-    etag = service.curve_etag(fit.id, spec, num_points, __version__)
+    etag = service.curve_etag(fit.id, spec, num_points, __version__, band_level)
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.curve_max_age}"}
     if service.etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    curve = await compute.run(service.fit_curve, fit, spec, num_points)
-    body = schemas.PredictionOut(
-        fit_id=fit.id,
-        law=fit.law,
-        params=fit.params,
-        warmup=fit.result.get("warmup", ""),
-        steps=curve["steps"],
-        loss=curve["loss"],
-        candidates=[curve],
-    )
+    out = await compute.run(service.fit_curve, fit, spec, num_points, band_level)
+    body = schemas.PredictionOut(**out)
     return JSONResponse(body.model_dump(mode="json"), headers=headers)

@@ -48,7 +48,7 @@ async def service_status(request: Request):
 
 @router.get("/v1/laws", tags=["reference"])
 async def laws() -> dict[str, Any]:
-    """The laws ``POST /v1/fits`` accepts, with their parameters and bounds."""
+    """The laws ``POST /v1/fits`` accepts, with their parameters and bounds (and ``auto``)."""
     return {
         "laws": {
             law.name: {
@@ -60,6 +60,11 @@ async def laws() -> dict[str, Any]:
             }
             for law in LAWS.values()
         },
+        "auto": (
+            "law 'auto' cross-validates every law above on the fit's runs (leave one run out; "
+            "one run: its last 20% of steps held out) and fits the one with the lowest held-out "
+            "PredE"
+        ),
         "warmup_treatments": list(WARMUP_TREATMENTS),
     }
 

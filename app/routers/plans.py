@@ -20,21 +20,6 @@ from fitting import plan
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
 
-def _uncertainty(fit: FitRecord) -> Any:
-    """The fit's stored uncertainty, when the fitter recorded one (fitting.intervals)."""
-    stored = fit.result.get("uncertainty")
-    if not stored:
-        return None
-    try:
-        from fitting.intervals import Uncertainty
-    except ImportError:
-        return None
-    try:
-        return Uncertainty.from_dict(stored)
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def _metadata_scale(store: Store, fit: FitRecord) -> plan.TrainingScale:
     """Tokens per step and model size from the fitted runs' metadata, when they all agree."""
     try:
@@ -48,17 +33,17 @@ def _metadata_scale(store: Store, fit: FitRecord) -> plan.TrainingScale:
 def _fitted_law(store: Store, body) -> tuple[plan.FittedLaw, str | None, plan.TrainingScale]:
     if body.fit_id is not None:
         fit = store.get_fit(body.fit_id, with_runs=False)
-        model = service.model_of_fit(fit)
-        uncertainty, known = _uncertainty(fit), _metadata_scale(store, fit)
+        model = service.model_of_fit(fit)  # with the uncertainty POST /v1/fits stored
+        known = _metadata_scale(store, fit)
     else:
         model = service.inline_model(body.law, body.params, body.warmup)
-        uncertainty, known = None, plan.TrainingScale()
+        known = plan.TrainingScale()
     try:
         scale = plan.TrainingScale(
             body.tokens_per_step if body.tokens_per_step is not None else known.tokens_per_step,
             body.n_params if body.n_params is not None else known.n_params,
         )
-        fitted = plan.FittedLaw(model.law, model.params, model.warmup, uncertainty)
+        fitted = plan.FittedLaw(model.law, model.params, model.warmup, model.uncertainty)
     except ValueError as error:
         raise InputError(str(error), "params") from error
     return fitted, model.fit_id, scale

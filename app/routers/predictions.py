@@ -25,5 +25,10 @@ async def predict(
     compute: Annotated[Compute, Depends(get_compute)],
 ):
     """One curve per candidate schedule (``schedule`` or ``lr_per_step``) at ``steps`` or on an
-    even grid of ``num_points`` (default 300) from the end of warmup to the last step."""
+    even grid of ``num_points`` (default 300) from the end of warmup to the last step.
+
+    From a fit with an uncertainty, each curve carries ``lower`` and ``upper``: the prediction
+    band at ``level`` (default 0.9; ``"level": null`` for none). Inline law+params and fits
+    without an uncertainty give no band (``lower``/``upper`` null, ``interval_note`` says why).
+    """
     return await compute.run(service.predict, store, body)

@@ -123,6 +123,10 @@ async def forecast(
     num_points: Annotated[int, Query(ge=1, le=schemas.MAX_CURVE_POINTS)] = (
         schemas.DEFAULT_NUM_POINTS
     ),
+    level: schemas.LevelQuery = str(schemas.DEFAULT_LEVEL),
 ):
-    """The run's logged points with the prediction of its latest fit for its own schedule."""
-    return await compute.run(service.forecast, store, run_id, fit_id, num_points)
+    """The run's logged points with the prediction of its latest fit for its own schedule,
+    with the ``level`` band at the logged steps and on the curve (when the fit has an
+    uncertainty) and the fraction of logged points inside it (``coverage``)."""
+    band_level = service.parse_level(level)
+    return await compute.run(service.forecast, store, run_id, fit_id, num_points, band_level)
