@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) bench/core.py
+	$(PY) -m bench.core
+	$(PY) -m pytest -q -m slow
 
 # The service on the embedded default database (SQLite under ./var/) at http://$(HOST):$(PORT).
 serve: $(STAMP)
@@ -31,7 +32,7 @@ serve: $(STAMP)
 
 # Load benchmark of a real uvicorn process on loopback (wrk when installed, else httpx).
 bench-http: $(STAMP)
-	$(PY) -m bench.http
+	$(PY) -m bench.load
 
 lint: $(STAMP)
 	$(PY) -m ruff check fitting app tests bench

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fitting.areas import annealing_area, forward_area
+from fitting.areas import forward_and_annealing_areas
 from fitting.laws import Law, Parameter
 from fitting.schedules import warmup_steps_of
 
@@ -30,8 +30,7 @@ MIN_DROP_FRACTION = 0.1  # a drop of the rate by this share of its peak makes de
 def predict(params: jax.Array, lr: jax.Array, steps: jax.Array, ramp_end: jax.Array) -> jax.Array:
     """``L0 + A * S1**(-alpha) - C * S2`` at ``steps``; ``params = (L0, A, alpha, C, decay)``."""
     l0, a, alpha, c, decay = (params[i] for i in range(5))
-    s1 = forward_area(lr, steps)
-    s2 = annealing_area(lr, steps, decay, ramp_end)
+    s1, s2 = forward_and_annealing_areas(lr, steps, decay, ramp_end)  # one read of the schedule
     return l0 + a * jnp.power(jnp.maximum(s1, 1e-30), -alpha) - c * s2
 
 

@@ -10,7 +10,7 @@ Prints p50/p99 latency and throughput for each, and the JIT compilation counts (
 /v1/status) before and after the load: after the start-up warm-up no request should compile.
 The load generator is wrk (Debian package ``wrk``) when it is on PATH, else an asyncio + httpx
 client (same scenarios; its own overhead is in the figures). Run: ``make bench-http`` or
-``python -m bench.http [--duration 15] [--json out.json]``.
+``python -m bench.load [--duration 15] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if sys.path and Path(sys.path[0]).resolve() == ROOT / "bench":
-    sys.path.pop(0)  # run as a script: bench/http.py must not shadow the standard `http`
 
 import httpx  # noqa: E402
 
