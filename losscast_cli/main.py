@@ -439,6 +439,7 @@ def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, 
     from fitting.fit import Run, fit_law
     from fitting.laws import get_law
     from fitting.schedules import learning_rates
+    from fitting.select import choose_law
 
     try:
         request = schemas.FitCreate(run_ids=[body["name"] for body in bodies], **options)
@@ -450,15 +451,23 @@ def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, 
             else:
                 lr = interpolated_lr(points.step, points.lr)
             runs.append(Run(lr, points.step, points.loss, body["name"]))
-        result = fit_law(
-            get_law(request.law),
-            runs,
-            warmup=request.warmup,
-            min_step=request.min_step,
-            fixed=request.fixed,
-            bounds=request.bounds,
-            huber_delta=request.huber_delta,
-        )
+        fit_options = {
+            "warmup": request.warmup,
+            "min_step": request.min_step,
+            "fixed": request.fixed,
+            "bounds": request.bounds,
+            "huber_delta": request.huber_delta,
+        }
+        selection = None
+        if request.law == "auto":
+            result, chosen, validations = choose_law(runs, **fit_options)
+            selection = {
+                "chosen": chosen.law,
+                "scheme": chosen.scheme,
+                "candidates": [v.summary() for v in validations],
+            }
+        else:
+            result = fit_law(get_law(request.law), runs, **fit_options)
     except ValidationError as error:
         raise UsageError(_validation_message(error)) from None
     out = {
@@ -472,6 +481,7 @@ def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, 
         "min_step": result.min_step,
         "run_ids": [body["name"] for body in bodies],
         "result": json_safe(result.to_dict()),
+        "selection": selection,
     }
     return json_safe(out), {}
 
