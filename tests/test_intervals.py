@@ -1,5 +1,7 @@
 """Cross-validation, law choice and prediction intervals on the real curves."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from fitting.intervals import Uncertainty, estimate_uncertainty, predict_interva
 from fitting.laws import LAWS, get_law
 from fitting.schedules import learning_rates
 from fitting.select import choose_law, cross_validate
-from tests.curves import FITTING, load_run
+from tests.curves import FITTING, HELD_OUT, load_run
 
 LAW = get_law("lr_annealing")
 
@@ -101,3 +103,46 @@ def test_choose_law_records_every_candidate():
     assert [v.law for v in validations] == list(LAWS)
     assert validation.pred_e == min(v.pred_e for v in validations)
     assert chosen.law == validation.law
+
+
+@functools.cache
+def _calibration(size):
+    runs = [load_run(size, name) for name in FITTING]
+    result = fit_law(LAW, runs)
+    uncertainty = estimate_uncertainty(LAW, result, runs, cross_validate(LAW, runs))
+    held = [load_run(size, name) for name in HELD_OUT]
+    bands = predict_intervals(
+        LAW,
+        result.params,
+        uncertainty,
+        [h.lr for h in held],
+        [h.steps for h in held],
+        result.warmup,
+    )
+    inside = [
+        (h.loss >= b["lower"]) & (h.loss <= b["upper"]) for h, b in zip(held, bands, strict=True)
+    ]
+    points = float(np.mean([i.mean() for i in inside]))
+    finals = sum(bool(i[-1]) for i in inside)
+    return points, finals
+
+
+@pytest.mark.parametrize("size", ["25M", "400M"])
+def test_ninety_percent_bands_hold_most_held_out_points(size):
+    points, _ = _calibration(size)
+    assert points >= 0.80, points  # measured: 0.998 (25M), 0.83 (400M)
+
+
+def test_ninety_percent_bands_hold_five_of_six_final_losses_at_25m():
+    _, finals = _calibration("25M")
+    assert finals >= 5, finals
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known miss: at 400M the LR-annealing law under-predicts the end of both WSD "
+    "cooldowns by 0.8-1.2%, outside the band (4 of 6 final losses held)",
+)
+def test_ninety_percent_bands_hold_five_of_six_final_losses_at_400m():
+    _, finals = _calibration("400M")
+    assert finals >= 5, finals
