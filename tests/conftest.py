@@ -4,28 +4,19 @@ curves as request bodies."""
 
 from __future__ import annotations
 
-import json
 import time
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-MPL = Path(__file__).parent / "data" / "mpl"
-FITTING_RUNS = ("cosine_24000", "constant_24000", "wsdcon_9")
-HELD_OUT_RUNS = (
-    "constant_72000",
-    "cosine_72000",
-    "wsd_20000_24000",
-    "wsdld_20000_24000",
-    "wsdcon_3",
-    "wsdcon_18",
-)
+from tests.curves import DATA, FITTING, HELD_OUT, schedule_specs
 
-
-@cache
-def mpl_specs() -> dict[str, dict]:
-    return json.loads((MPL / "schedules.json").read_text())
+# One source of truth for the shipped curves and the split (tests/curves.py).
+MPL = DATA
+FITTING_RUNS = FITTING
+HELD_OUT_RUNS = HELD_OUT
+mpl_specs = schedule_specs
 
 
 @cache
