@@ -25,6 +25,10 @@ Predict = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], jax.Array]
 # imposes on some parameters (equal bounds fix a parameter the data cannot identify).
 DataBounds = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], dict[str, tuple[float, float]]]
 
+# penalty(params) -> scalar added to the fit objective (e.g. a weak prior toward typical values
+# of parameters the data may not identify); ``params`` as for Predict.
+Penalty = Callable[[jax.Array], jax.Array]
+
 # The coordinates the optimiser works in: bounded parameters spanning decades are fitted in log
 # space, a decay close to 1 in log(1 - decay), so that one step of the optimiser means the same
 # relative change for every parameter.
@@ -56,13 +60,20 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Law:
-    """A law as data: its parameters and a pure, jit-able ``predict``."""
+    """A law as data: its parameters and a pure, jit-able ``predict``.
+
+    ``data_bounds`` (optional) narrows or fixes parameters from the fitting data; ``penalty``
+    (optional, pure and jit-able) is added to the fit objective, in the objective's units;
+    ``refined_starts`` (optional) replaces the fitter's default number of grid starts refined.
+    """
 
     name: str
     formula: str
     parameters: tuple[Parameter, ...]
     predict: Predict
     data_bounds: DataBounds | None = None
+    penalty: Penalty | None = None
+    refined_starts: int | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -92,8 +103,9 @@ def natural_bounds(law: Law) -> np.ndarray:
 
 
 from fitting.laws.lr_annealing import LR_ANNEALING  # noqa: E402  (the registry needs Law first)
+from fitting.laws.multi_power import MULTI_POWER  # noqa: E402
 
-LAWS: dict[str, Law] = {law.name: law for law in (LR_ANNEALING,)}
+LAWS: dict[str, Law] = {law.name: law for law in (LR_ANNEALING, MULTI_POWER)}
 
 
 def get_law(name: str) -> Law:
