@@ -155,12 +155,12 @@ def test_on_the_mpl_schedules_the_expansion_is_within_1e5_of_the_exact_sum(name,
 
 
 def test_prediction_does_not_depend_on_the_chunk_size():
-    lr = pad_schedule(learning_rates(schedule_specs()["cosine_72000"]), 73_728)
-    steps = np.arange(0, 72_000, 53)
+    lr = pad_schedule(learning_rates(schedule_specs()["cosine_24000"]), 24_576)
+    steps = np.arange(0, 24_000, 11)
     args = (lr, steps, 0, 0.1, 0.5, 0.6, 3e-4)
     whole = np.asarray(drop_sum(*args, chunk=steps.size))
-    for chunk in (7, 512):  # 512 leaves a ragged last chunk
-        np.testing.assert_allclose(np.asarray(drop_sum(*args, chunk=chunk)), whole, rtol=1e-13)
+    ragged = np.asarray(drop_sum(*args, chunk=500))  # the last of 5 chunks is padded
+    np.testing.assert_allclose(ragged, whole, rtol=1e-13)
 
 
 def test_lr_ref_is_a_unit_only():
