@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,13 @@ import scipy.optimize
 
 from fitting.laws import Law, from_fit_coordinates, natural_bounds, to_fit_coordinates
 from fitting.metrics import curve_metrics
-from fitting.padding import bucket_size, pad_points, pad_schedule, schedule_length_bucket
+from fitting.padding import (
+    bucket_size,
+    pad_points,
+    pad_schedule,
+    schedule_length_bucket,
+    stacked_schedules,
+)
 from fitting.schedules import warmup_steps_of
 
 WARMUP_TREATMENTS = ("exclude", "include")
@@ -170,12 +177,20 @@ def _batch(runs: Sequence[Run], warmup: str) -> dict[str, np.ndarray]:
     """Stack runs into padded arrays: lr (R, T), steps/loss/mask (R, N), ramp_end (R,)."""
     length = schedule_length_bucket(max(run.lr.size for run in runs))
     points = bucket_size(max(run.steps.size for run in runs), minimum=16)
+    # The number of runs is padded too, with copies of the first run whose points are all masked
+    # out (they weigh nothing), so fits of 3 and 4 runs share one compilation.
+    rows = list(runs) + [runs[0]] * (bucket_size(len(runs)) - len(runs))
     return {
-        "lr": np.stack([pad_schedule(run.lr, length) for run in runs]),
-        "steps": np.stack([pad_points(run.steps, points) for run in runs]),
-        "loss": np.stack([pad_points(run.loss, points, 1.0) for run in runs]),
-        "mask": np.stack([pad_points(np.ones(run.steps.size), points) for run in runs]),
-        "ramp_end": np.array([ramp_end_of(run.lr, warmup) for run in runs]),
+        "lr": np.stack([pad_schedule(run.lr, length) for run in rows]),
+        "steps": np.stack([pad_points(run.steps, points) for run in rows]),
+        "loss": np.stack([pad_points(run.loss, points, 1.0) for run in rows]),
+        "mask": np.stack(
+            [
+                pad_points(np.full(run.steps.size, float(i < len(runs))), points)
+                for i, run in enumerate(rows)
+            ]
+        ),
+        "ramp_end": np.array([ramp_end_of(run.lr, warmup) for run in rows]),
     }
 
 
@@ -201,7 +216,7 @@ def _objective_of_predictions(law: Law, params, predicted, batch, delta):
     # A non-positive prediction is pushed back by a large, finite log residual.
     residual = jnp.log(batch["loss"]) - jnp.log(jnp.maximum(predicted, 1e-12))
     per_point = _huber(residual, delta) * batch["mask"]
-    per_run = jnp.sum(per_point, axis=-1) / jnp.sum(batch["mask"], axis=-1)
+    per_run = jnp.sum(per_point, axis=-1) / jnp.maximum(jnp.sum(batch["mask"], axis=-1), 1.0)
     value = jnp.sum(per_run) / delta**2
     return value if law.penalty is None else value + law.penalty(params)
 
@@ -235,7 +250,8 @@ def _solve_starts(law: Law, starts, batch, delta, lower, upper):
     starts and their objectives."""
     linear = np.array([p.linear for p in law.parameters])
     linear_index = np.flatnonzero(linear)
-    weight = batch["mask"] / (batch["loss"] * jnp.sqrt(jnp.sum(batch["mask"], -1, keepdims=True)))
+    counts = jnp.maximum(jnp.sum(batch["mask"], -1, keepdims=True), 1.0)
+    weight = batch["mask"] / (batch["loss"] * jnp.sqrt(counts))
 
     def complete(start):
         base = start.at[linear_index].set(0.0)
@@ -290,9 +306,11 @@ def _start_grid(law: Law, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
             values = np.clip(np.array(p.starts or [(lower[i] + upper[i]) / 2]), lower[i], upper[i])
             axes.append(sorted(set(values.tolist())))
     grid = np.array(list(itertools.product(*axes)), dtype=np.float64)
-    # Repeat the first start up to a bucket size: fixing a parameter shrinks the grid, and a new
-    # grid size would otherwise mean a new compilation.
-    return np.concatenate([grid, np.repeat(grid[:1], bucket_size(len(grid)) - len(grid), 0)])
+    # Repeat the first start up to the bucket of the law's full grid: fixing or narrowing a
+    # parameter shrinks the grid, and a new grid size would otherwise mean a new compilation.
+    full = int(np.prod([1 if p.linear else max(len(p.starts), 1) for p in law.parameters]))
+    size = bucket_size(max(full, len(grid)))
+    return np.concatenate([grid, np.repeat(grid[:1], size - len(grid), 0)])
 
 
 def fit_law(
@@ -326,6 +344,28 @@ def fit_law(
       A :class:`FitResult`; ``converged`` is False (with the reason in ``message``) when the
       optimiser stopped before meeting its tolerance.
     """
+    with _FIT_LOCK:
+        return _fit_law(
+            law,
+            runs,
+            warmup=warmup,
+            min_step=min_step,
+            fixed=fixed,
+            bounds=bounds,
+            huber_delta=huber_delta,
+            refined_starts=refined_starts,
+            max_iterations=max_iterations,
+        )
+
+
+# Two threads inside the vectorised start grid at once never return on JAX 0.10.2's CPU backend
+# (both wait on a result); fits are serialised here, for the service, the CLI and the planner.
+_FIT_LOCK = threading.Lock()
+
+
+def _fit_law(
+    law, runs, *, warmup, min_step, fixed, bounds, huber_delta, refined_starts, max_iterations
+):
     began = time.perf_counter()
     if not runs:
         raise ValueError("fit needs at least one run")
@@ -509,12 +549,11 @@ def predict_losses(
     length = schedule_length_bucket(max(lr.size for lr in schedules))
     points = bucket_size(max(max(s.size for s in steps), 1), minimum=16)
     count = bucket_size(len(schedules))
-    padded_lr = np.stack([pad_schedule(lr, length) for lr in schedules])
+    padded_lr = stacked_schedules(schedules, length, count)
     padded_steps = np.stack([pad_points(s, points) for s in steps])
     ramp_ends = np.array([ramp_end_of(lr, warmup) for lr in schedules])
     extra = count - len(schedules)
     if extra:
-        padded_lr = np.concatenate([padded_lr, np.repeat(padded_lr[:1], extra, 0)])
         padded_steps = np.concatenate([padded_steps, np.repeat(padded_steps[:1], extra, 0)])
         ramp_ends = np.concatenate([ramp_ends, np.repeat(ramp_ends[:1], extra)])
     vector = jnp.asarray([params[name] for name in law.names], dtype=jnp.float64)
