@@ -35,8 +35,8 @@ bench-http: $(STAMP)
 	$(PY) -m bench.load
 
 lint: $(STAMP)
-	$(PY) -m ruff check fitting app tests bench
-	$(PY) -m ruff format --check fitting app tests bench
+	$(PY) -m ruff check fitting app tests bench losscast_cli
+	$(PY) -m ruff format --check fitting app tests bench losscast_cli
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
