@@ -29,16 +29,13 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import fitting  # noqa: E402,F401  (switches on float64 before any array is made)
 from bench import reference  # noqa: E402
 from fitting import fit as fitting_fit  # noqa: E402
-from fitting.areas import forward_and_annealing_areas  # noqa: E402
 from fitting.fit import Run, fit_law, predict_losses  # noqa: E402
 from fitting.laws import LAWS  # noqa: E402
-from fitting.padding import bucket_size, schedule_length_bucket  # noqa: E402
 from fitting.schedules import learning_rates  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "mpl"
@@ -174,26 +171,6 @@ def prediction_schedules(seed: int = 0) -> np.ndarray:
     return np.stack(rows)
 
 
-def aligned_batch(lr: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``lr`` and ``steps`` padded to shape buckets in one 64-byte-aligned copy: what
-    ``predict_losses`` could hand to the kernel (XLA:CPU reads aligned host arrays in place;
-    numpy's default 16-byte alignment makes it copy)."""
-    rows, length = lr.shape
-    count, padded_length = bucket_size(rows), schedule_length_bucket(length)
-    points = bucket_size(steps.shape[-1], minimum=16)
-    size = count * padded_length
-    buffer = np.empty(size + 8)
-    offset = (-buffer.ctypes.data % 64) // 8
-    out = buffer[offset : offset + size].reshape(count, padded_length)
-    out[:rows, :length] = lr
-    out[:rows, length:] = lr[:, -1:]
-    out[rows:] = out[:1]
-    padded_steps = np.zeros((count, points), np.int64)
-    padded_steps[:rows, : steps.shape[-1]] = steps
-    padded_steps[rows:] = padded_steps[:1]
-    return out, padded_steps
-
-
 # ---------------------------------------------------------------------------------------------
 # Sections.
 
@@ -312,14 +289,6 @@ def bench_dense_fit(args, params: dict[str, float]) -> None:
     )
 
 
-def predict_one_pass(params, lr, steps, ramp_end):
-    """``fitting.laws.lr_annealing.predict`` with both areas from one pass over ``lr``
-    (``forward_and_annealing_areas``): the change to the law that this benchmark proposes."""
-    l0, a, alpha, c, decay = (params[i] for i in range(5))
-    s1, s2 = forward_and_annealing_areas(lr, steps, decay, ramp_end)
-    return l0 + a * jnp.power(jnp.maximum(s1, 1e-30), -alpha) - c * s2
-
-
 def bench_prediction(args, params: dict[str, float]) -> None:
     section(
         f"3. Prediction: {PREDICT_SCHEDULES} schedules x {PREDICT_LENGTH} steps "
@@ -329,29 +298,15 @@ def bench_prediction(args, params: dict[str, float]) -> None:
     lr = prediction_schedules()
     steps = np.linspace(0, PREDICT_LENGTH - 1, PREDICT_POINTS).astype(np.int64)
     schedules = list(lr)
-    vector = jnp.asarray([params[name] for name in LAW.names])
-    kernels = {
-        "aligned": jax.jit(jax.vmap(LAW.predict, in_axes=(None, 0, 0, 0))),
-        "one pass": jax.jit(jax.vmap(predict_one_pass, in_axes=(None, 0, 0, 0))),
-    }
-
-    def padded_call(kernel):
-        padded, padded_steps = aligned_batch(lr, np.broadcast_to(steps, (lr.shape[0], steps.size)))
-        ramp_ends = np.zeros(padded.shape[0], np.int64)
-        return kernel(vector, padded, padded_steps, ramp_ends)[: lr.shape[0], : steps.size]
-
     candidates = {
         "ref": lambda: reference.reference_predict(params, lr, steps, 0),
         "shipped": lambda: predict_losses(LAW, params, schedules, [steps] * len(schedules)),
-        **{name: (lambda k=kernel: padded_call(k)) for name, kernel in kernels.items()},
     }
     first = {name: measure(fn)[0] for name, fn in candidates.items() if name != "ref"}
     result = interleaved(candidates, {name: args.repeats for name in candidates})
     want = result["ref"]["out"]
     labels = {
-        "shipped": (f"at {PREDICT_POINTS} steps: predict_losses", "predict_losses as shipped"),
-        "aligned": ("  law kernel + 1 aligned host copy", "law kernel + 1 aligned copy"),
-        "one pass": ("  ... and both areas in one pass", "... with both areas in one pass"),
+        "shipped": (f"at {PREDICT_POINTS} steps: predict_losses", "predict_losses"),
     }
     for name, (label, short) in labels.items():
         out = result[name]["out"]
@@ -380,11 +335,6 @@ def bench_prediction(args, params: dict[str, float]) -> None:
                 f"{result[name]['wall']:.3f} s",
             )
         )
-    print(
-        "  (predict_losses as shipped pads with three host copies into a 16-byte-aligned array,"
-        " which XLA then copies again; the other two lines pad once, 64-byte-aligned, and call the"
-        " law's jitted kernel on it, as predict_losses could)"
-    )
     del result
 
     every_step = [np.arange(PREDICT_LENGTH)] * len(schedules)
