@@ -225,8 +225,12 @@ def _objective_in_fit_coordinates(law: Law, fitted, batch, delta):
     return _objective(law, from_fit_coordinates(law, fitted), batch, delta)
 
 
-def _traced(name):
+def count_traces(name: str):
+    """Decorator under ``jax.jit``: count each trace (= compilation) of the kernel in
+    :data:`COMPILATIONS` under ``name``."""
+
     def count(fn):
+        @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             COMPILATIONS[name] += 1
             return fn(*args, **kwargs)
@@ -237,13 +241,13 @@ def _traced(name):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-@_traced("fit.value_and_grad")
+@count_traces("fit.value_and_grad")
 def _value_and_grad(law: Law, fitted, batch, delta):
     return jax.value_and_grad(_objective_in_fit_coordinates, argnums=1)(law, fitted, batch, delta)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-@_traced("fit.starts")
+@count_traces("fit.starts")
 def _solve_starts(law: Law, starts, batch, delta, lower, upper):
     """For each start (natural values, linear ones ignored), solve the linear parameters by
     weighted least squares on relative residuals, clip them to bounds, return the completed
@@ -285,7 +289,7 @@ def _solve_starts(law: Law, starts, batch, delta, lower, upper):
 
 
 @functools.partial(jax.jit, static_argnums=0)
-@_traced("predict")
+@count_traces("predict")
 def _predict_jit(law: Law, params, lr, steps, ramp_end):
     return _predict_batch(law, params, lr, steps, ramp_end)
 

@@ -50,10 +50,10 @@ import numpy as np
 import scipy.optimize
 
 from fitting.fit import (
-    COMPILATIONS,
     DEFAULT_WARMUP,
     WARMUP_TREATMENTS,
     FitResult,
+    count_traces,
     predict_losses,
     ramp_end_of,
 )
@@ -984,20 +984,8 @@ class OptimisedSchedule:
         return _jsonable(values)
 
 
-def _traced(name):
-    def count(fn):
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            COMPILATIONS[name] += 1
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    return count
-
-
 @functools.partial(jax.jit, static_argnums=0)
-@_traced("plan.final_loss_and_gradient")
+@count_traces("plan.final_loss_and_gradient")
 def _final_loss_and_gradient(law: Law, params, lr, last_step, ramp_end):
     """The prediction at ``last_step`` and its gradient with respect to every rate."""
 
