@@ -515,6 +515,23 @@ def objective_value(
 # Prediction.
 
 
+def pad_candidates(
+    schedules: Sequence[np.ndarray], steps: Sequence[np.ndarray], warmup: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate schedules and their requested steps as arrays padded to shape buckets:
+    ``lr`` (B, T) in one aligned buffer, ``steps`` (B, N), ``ramp_end`` (B,); rows beyond the
+    candidates repeat the first."""
+    length = schedule_length_bucket(max(lr.size for lr in schedules))
+    points = bucket_size(max(max(s.size for s in steps), 1), minimum=16)
+    count = bucket_size(len(schedules))
+    rows = list(range(len(schedules))) + [0] * (count - len(schedules))
+    return (
+        stacked_schedules(schedules, length, count),
+        np.stack([pad_points(steps[j], points) for j in rows]),
+        np.array([ramp_end_of(schedules[j], warmup) for j in rows]),
+    )
+
+
 def predict_losses(
     law: Law,
     params: Mapping[str, float],
@@ -550,16 +567,7 @@ def predict_losses(
             raise ValueError(
                 f"candidate {j}: steps must lie in [0, {lr.size}), got {s.min()}..{s.max()}"
             )
-    length = schedule_length_bucket(max(lr.size for lr in schedules))
-    points = bucket_size(max(max(s.size for s in steps), 1), minimum=16)
-    count = bucket_size(len(schedules))
-    padded_lr = stacked_schedules(schedules, length, count)
-    padded_steps = np.stack([pad_points(s, points) for s in steps])
-    ramp_ends = np.array([ramp_end_of(lr, warmup) for lr in schedules])
-    extra = count - len(schedules)
-    if extra:
-        padded_steps = np.concatenate([padded_steps, np.repeat(padded_steps[:1], extra, 0)])
-        ramp_ends = np.concatenate([ramp_ends, np.repeat(ramp_ends[:1], extra)])
+    padded_lr, padded_steps, ramp_ends = pad_candidates(schedules, steps, warmup)
     vector = jnp.asarray([params[name] for name in law.names], dtype=jnp.float64)
     predicted = np.asarray(_predict_jit(law, vector, padded_lr, padded_steps, ramp_ends))
     return [predicted[j, : s.size] for j, s in enumerate(steps)]

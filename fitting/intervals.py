@@ -38,9 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from fitting.fit import FitResult, Run, predict_losses, ramp_end_of
+from fitting.fit import FitResult, Run, pad_candidates, predict_losses
 from fitting.laws import Law, from_fit_coordinates, to_fit_coordinates
-from fitting.padding import bucket_size, pad_points, pad_schedule, schedule_length_bucket
 from fitting.select import Validation
 
 DEFAULT_LEVEL = 0.9
@@ -103,21 +102,9 @@ def _log_prediction_and_jacobian(law: Law, fitted, lr, steps, ramp_end):
     return jax.vmap(one)(lr, steps, ramp_end)
 
 
-def _pad(schedules, steps, warmup):
-    length = schedule_length_bucket(max(lr.size for lr in schedules))
-    points = bucket_size(max(max(s.size for s in steps), 1), minimum=16)
-    count = bucket_size(len(schedules))
-    rows = list(range(len(schedules))) + [0] * (count - len(schedules))
-    return (
-        np.stack([pad_schedule(schedules[j], length) for j in rows]),
-        np.stack([pad_points(steps[j], points) for j in rows]),
-        np.array([ramp_end_of(schedules[j], warmup) for j in rows]),
-    )
-
-
 def _evaluate(law: Law, params: Mapping[str, float], schedules, steps, warmup):
     vector = jnp.asarray([params[name] for name in law.names], dtype=jnp.float64)
-    lr, padded_steps, ramp_end = _pad(schedules, steps, warmup)
+    lr, padded_steps, ramp_end = pad_candidates(schedules, steps, warmup)
     value, jacobian = _log_prediction_and_jacobian(
         law, to_fit_coordinates(law, vector), lr, padded_steps, ramp_end
     )
