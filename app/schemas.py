@@ -374,13 +374,7 @@ class PredictionRequest(_Model):
                     "each candidate"
                 )
         else:
-            Candidate(
-                name=self.name,
-                schedule=self.schedule,
-                lr_per_step=self.lr_per_step,
-                steps=self.steps,
-                num_points=self.num_points,
-            )
+            self.candidate_list()  # validates the single candidate given at the top level
         return self
 
     def candidate_list(self) -> list[Candidate]:

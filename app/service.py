@@ -78,6 +78,17 @@ def _law(name: str, where: str = "law") -> Law:
 # Runs.
 
 
+def page(items: list, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """One page of a listing, with where the next one starts (None after the last)."""
+    return {
+        "items": items,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if offset + limit < total else None,
+    }
+
+
 def run_lr(run: RunRecord) -> np.ndarray:
     """The run's per-step learning rate ``lr[0 .. total_steps-1]`` from its source."""
     if run.lr_source == "schedule":

@@ -51,13 +51,7 @@ def list_fits(
 ):
     """Fits, newest first."""
     fits, total = store.list_fits(run_id=run_id, law=law, limit=limit, offset=offset)
-    return {
-        "items": [service.fit_out(fit) for fit in fits],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if offset + limit < total else None,
-    }
+    return service.page([service.fit_out(fit) for fit in fits], total, limit, offset)
 
 
 @router.get("/{fit_id}", response_model=schemas.FitOut, responses=NOT_FOUND)

@@ -76,13 +76,7 @@ def list_runs(
     runs, total = store.list_runs(
         name=name, name_contains=name_contains, metadata=filters, limit=limit, offset=offset
     )
-    return {
-        "items": [service.summary_out(run) for run in runs],
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if offset + limit < total else None,
-    }
+    return service.page([service.summary_out(run) for run in runs], total, limit, offset)
 
 
 @router.get("/{run_id}", response_model=schemas.RunOut, responses=NOT_FOUND)
