@@ -277,6 +277,11 @@ class UncertaintyOut(BaseModel):
     )
     autocorrelation: float | None = Field(description="lag-1 autocorrelation of the residuals")
     folds: int = Field(description="cross-validation fits behind the jackknife term")
+    other_laws: list[str] = Field(
+        default_factory=list,
+        description="other laws fitted to the same runs (law 'auto'), whose disagreement with "
+        "this law widens its bands",
+    )
 
 
 class FitOut(BaseModel):

@@ -372,8 +372,11 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
         "bounds": body.bounds,
         "huber_delta": body.huber_delta,
     }
+    alternatives: list[FitResult] = []
     if body.law == schemas.AUTO:
         law, result, validation, selection = _chosen_fit(runs, options)
+        if body.intervals and not isinstance(validation, str):
+            alternatives = _other_laws(law, runs, options)
     else:
         law, selection = _law(body.law), None
         result = _fit(law, runs, options)
@@ -384,7 +387,7 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
     if not body.intervals:
         note = "no prediction intervals: the fit was asked for without them (intervals: false)"
     elif validation is not None:
-        uncertainty, note = _uncertainty(law, result, runs, validation)
+        uncertainty, note = _uncertainty(law, result, runs, validation, alternatives)
     stored = {
         **result.to_dict(),
         "selection": selection,
@@ -451,11 +454,29 @@ def _chosen_fit(
     return _law(result.law), result, validation, selection
 
 
+def _other_laws(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> list[FitResult]:
+    """With ``auto``, every other registered law fitted to the same runs: their disagreement with
+    the chosen law widens its bands (:mod:`fitting.intervals`). A law whose fit fails is left
+    out."""
+    fits = []
+    for other in LAWS.values():
+        if other.name != law.name:
+            try:
+                fits.append(fit_law(other, runs, **options))
+            except FIT_ERRORS:
+                continue
+    return fits
+
+
 def _uncertainty(
-    law: Law, result: FitResult, runs: Sequence[Run], validation: Validation
+    law: Law,
+    result: FitResult,
+    runs: Sequence[Run],
+    validation: Validation,
+    alternatives: Sequence[FitResult] = (),
 ) -> tuple[Uncertainty | None, str | None]:
     try:
-        uncertainty = estimate_uncertainty(law, result, runs, validation)
+        uncertainty = estimate_uncertainty(law, result, runs, validation, alternatives)
     except FIT_ERRORS as error:
         return None, f"no prediction intervals: the uncertainty could not be estimated ({error})"
     numbers = [uncertainty.noise, uncertainty.autocorrelation, uncertainty.model_error]
@@ -486,6 +507,7 @@ def _uncertainty_out(fit: FitRecord) -> dict[str, Any] | None:
         "model_error": stored.get("model_error"),
         "autocorrelation": stored.get("autocorrelation"),
         "folds": len(stored.get("fold_params") or ()),
+        "other_laws": [a["law"] for a in stored.get("alternatives") or ()],
     }
 
 

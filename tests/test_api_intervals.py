@@ -34,6 +34,10 @@ def assert_auto_choice(fit: dict, registered: list[str]) -> None:
     assert selection["chosen"] == best and fit["law"] == best
     assert fit["validation"] == candidates[best]
     assert fit["uncertainty"]["folds"] == 3 and fit["uncertainty_note"] is None
+    # The other laws, fitted to the same runs, widen the chosen law's bands by their disagreement.
+    assert fit["uncertainty"]["other_laws"] == [name for name in registered if name != best]
+    stored = fit["result"]["uncertainty"]["alternatives"]
+    assert [a["law"] for a in stored] == fit["uncertainty"]["other_laws"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,6 +70,49 @@ def test_auto_over_a_registry_of_one_law_is_that_law_s_fit(client, mpl_fit, monk
     assert_auto_choice(fit, ["lr_annealing"])
     assert fit["validation"] == mpl_fit["validation"] and fit["params"] == mpl_fit["params"]
     assert client.get("/v1/fits", params={"law": "auto"}).json()["total"] == 0  # stored as chosen
+
+
+def test_auto_bands_add_the_other_laws_disagreement(client, mpl_fit, monkeypatch):
+    """Fast stand-in for the full registry: lr_annealing beside a second registered law, the same
+    law with its decay held at 0.999 (laws are data: a record with another name and bounds)."""
+    import dataclasses
+
+    import fitting.laws
+
+    for name in [name for name in fitting.laws.LAWS if name != "lr_annealing"]:
+        monkeypatch.delitem(fitting.laws.LAWS, name)
+    base = fitting.laws.LAWS["lr_annealing"]
+    held = tuple(
+        dataclasses.replace(p, lower=0.999, upper=0.999) if p.name == "decay" else p
+        for p in base.parameters
+    )
+    monkeypatch.setitem(
+        fitting.laws.LAWS,
+        "decay_0999",
+        dataclasses.replace(base, name="decay_0999", parameters=held, data_bounds=None),
+    )
+    fit = client.post("/v1/fits", json={"run_ids": mpl_fit["run_ids"], "law": "auto"}).json()
+    assert_auto_choice(fit, ["lr_annealing", "decay_0999"])
+    named = client.post("/v1/fits", json={"run_ids": mpl_fit["run_ids"], "law": fit["law"]})
+    assert named.json()["uncertainty"]["other_laws"] == []
+    body = {
+        "schedule": {
+            "type": "cosine",
+            "peak_lr": 3e-4,
+            "total_steps": 72000,
+            "num_warmup_steps": 2160,
+            "min_lr": 3e-5,
+        }
+    }
+    alone, both = (
+        client.post("/v1/predictions", json={"fit_id": f["id"], **body}).json()
+        for f in (named.json(), fit)
+    )
+    # The same law on the same runs: the same curve, and a band wider by the other law's gap.
+    np.testing.assert_allclose(both["loss"], alone["loss"], rtol=1e-9)
+    assert np.all(np.asarray(both["upper"]) >= np.asarray(alone["upper"]))
+    assert np.all(np.asarray(both["lower"]) <= np.asarray(alone["lower"]))
+    assert np.max(np.asarray(both["upper"]) / np.asarray(alone["upper"])) > 1.0005
 
 
 @pytest.mark.slow  # cross-validates every registered law: multi_power's fits take minutes cold
