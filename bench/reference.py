@@ -122,15 +122,17 @@ def reference_objective(
     runs: Sequence,
     warmup: str = "include",
     huber_delta: float = HUBER_DELTA,
+    predict=reference_predict,
 ) -> float:
     """Huber on log residuals, each run's mean, summed over runs, over ``huber_delta**2``.
 
-    ``runs`` are objects with ``lr``, ``steps`` and ``loss`` arrays (e.g. ``fitting.fit.Run``).
+    ``runs`` are objects with ``lr``, ``steps`` and ``loss`` arrays (e.g. ``fitting.fit.Run``);
+    ``predict(params, lr, steps, ramp_end)`` is the law's (default: this module's).
     """
     total = sum(
         _huber_mean(
             run.loss,
-            reference_predict(params, run.lr, run.steps, ramp_end(run.lr, warmup)),
+            predict(params, run.lr, run.steps, ramp_end(run.lr, warmup)),
             huber_delta,
         )
         for run in runs

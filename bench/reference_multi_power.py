@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import scipy.optimize
 
+from bench import reference
 from bench.reference import HUBER_DELTA, _huber_mean, drops, forward_area
 from bench.reference import ramp_end as ramp_end_of
 from fitting.laws.multi_power import MULTI_POWER, PRIOR_CENTRE, PRIOR_WIDTH, RATE_FLOOR
@@ -161,17 +162,9 @@ def reference_objective(
     warmup: str = "include",
     huber_delta: float = HUBER_DELTA,
 ) -> float:
-    """Huber on log residuals, each run's mean, summed over runs, over ``huber_delta**2``, plus
-    :func:`prior_penalty`. ``runs`` have ``lr``, ``steps`` and ``loss`` (``fitting.fit.Run``)."""
-    total = sum(
-        _huber_mean(
-            run.loss,
-            reference_predict(params, run.lr, run.steps, ramp_end_of(run.lr, warmup)),
-            huber_delta,
-        )
-        for run in runs
-    )
-    return total / huber_delta**2 + prior_penalty(params)
+    """:func:`bench.reference.reference_objective` of this law, plus :func:`prior_penalty`."""
+    fitted = reference.reference_objective(params, runs, warmup, huber_delta, reference_predict)
+    return fitted + prior_penalty(params)
 
 
 def reference_bounds(runs: Sequence) -> dict[str, tuple[float, float]]:
