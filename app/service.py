@@ -932,9 +932,9 @@ def synthetic_run(spec: Mapping[str, Any], num_points: int) -> Run:
 
 def warm_up(law_names: Sequence[str] = ("lr_annealing",)) -> dict[str, int]:
     """Compile the kernels typical requests use for the laws named (``"all"``: every registered
-    law): a fit of three runs, one of two (a fold of its cross-validation), the uncertainty,
-    and one-curve predictions with their bands. Returns the compilation counts after. Unknown
-    names are skipped with a warning."""
+    law): a fit of three runs with its cross-validation (fits of two, held-out predictions) and
+    uncertainty, and one-curve predictions with their bands. Returns the compilation counts
+    after. Unknown names are skipped with a warning."""
     began = time.perf_counter()
     before = sum(COMPILATIONS.values())
     runs = [synthetic_run(spec, 171) for spec in WARMUP_SCHEDULES]
@@ -945,8 +945,7 @@ def warm_up(law_names: Sequence[str] = ("lr_annealing",)) -> dict[str, int]:
             continue
         law = LAWS[name]
         fit = fit_law(law, runs)
-        fit_law(law, runs[:2])  # the shapes of a cross-validation fold (one run left out)
-        uncertainty = estimate_uncertainty(law, fit, runs)
+        uncertainty = estimate_uncertainty(law, fit, runs, cross_validate(law, runs))
         for length in WARMUP_PREDICTION_LENGTHS:
             lr = learning_rates({**WARMUP_SCHEDULES[0], "total_steps": length})
             steps = curve_steps(lr, schemas.DEFAULT_NUM_POINTS)

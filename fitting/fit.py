@@ -516,13 +516,17 @@ def objective_value(
 
 
 def pad_candidates(
-    schedules: Sequence[np.ndarray], steps: Sequence[np.ndarray], warmup: str
+    schedules: Sequence[np.ndarray],
+    steps: Sequence[np.ndarray],
+    warmup: str,
+    at_least: tuple[int, int] = (0, 0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate schedules and their requested steps as arrays padded to shape buckets:
     ``lr`` (B, T) in one aligned buffer, ``steps`` (B, N), ``ramp_end`` (B,); rows beyond the
-    candidates repeat the first."""
-    length = schedule_length_bucket(max(lr.size for lr in schedules))
-    points = bucket_size(max(max(s.size for s in steps), 1), minimum=16)
+    candidates repeat the first. ``at_least = (T, N)`` sizes the buckets for at least that
+    schedule length and number of steps."""
+    length = schedule_length_bucket(max(at_least[0], *(lr.size for lr in schedules)))
+    points = bucket_size(max(at_least[1], *(s.size for s in steps), 1), minimum=16)
     count = bucket_size(len(schedules))
     rows = list(range(len(schedules))) + [0] * (count - len(schedules))
     return (
@@ -538,6 +542,7 @@ def predict_losses(
     schedules: Sequence[np.ndarray],
     steps: Sequence[np.ndarray],
     warmup: str = DEFAULT_WARMUP,
+    at_least: tuple[int, int] = (0, 0),
 ) -> list[np.ndarray]:
     """Predicted loss of each schedule at its requested steps.
 
@@ -546,6 +551,8 @@ def predict_losses(
       schedules: per-step learning rates, one ``(T_j,)`` array per candidate.
       steps: for each candidate, integer steps in ``[0, T_j)``.
       warmup: the warmup treatment the parameters were fitted with.
+      at_least: ``(schedule length, number of steps)`` the padded shapes must also hold, so that
+        calls on curves of different sizes can share one compiled shape.
 
     Returns:
       One array of predicted losses per candidate.
@@ -567,14 +574,23 @@ def predict_losses(
             raise ValueError(
                 f"candidate {j}: steps must lie in [0, {lr.size}), got {s.min()}..{s.max()}"
             )
-    padded_lr, padded_steps, ramp_ends = pad_candidates(schedules, steps, warmup)
+    padded_lr, padded_steps, ramp_ends = pad_candidates(schedules, steps, warmup, at_least)
     vector = jnp.asarray([params[name] for name in law.names], dtype=jnp.float64)
     predicted = np.asarray(_predict_jit(law, vector, padded_lr, padded_steps, ramp_ends))
     return [predicted[j, : s.size] for j, s in enumerate(steps)]
 
 
 def predict_runs(
-    law: Law, params: Mapping[str, float], runs: Sequence[Run], warmup: str = DEFAULT_WARMUP
+    law: Law,
+    params: Mapping[str, float],
+    runs: Sequence[Run],
+    warmup: str = DEFAULT_WARMUP,
+    like: Sequence[Run] = (),
 ) -> list[np.ndarray]:
-    """Predicted loss at each run's logged steps."""
-    return predict_losses(law, params, [r.lr for r in runs], [r.steps for r in runs], warmup)
+    """Predicted loss at each run's logged steps; padded as for the largest of ``runs`` and
+    ``like`` (e.g. every run of a cross-validation, so its held-out predictions compile once)."""
+    sizes = [(r.lr.size, r.steps.size) for r in [*runs, *like]]
+    at_least = (max(t for t, _ in sizes), max(n for _, n in sizes))
+    return predict_losses(
+        law, params, [r.lr for r in runs], [r.steps for r in runs], warmup, at_least
+    )

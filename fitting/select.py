@@ -83,7 +83,8 @@ def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
         keep = held_out.steps >= result.min_step
         if not keep.any():
             continue
-        predicted = predict_runs(law, result.params, [held_out], result.warmup)[0][keep]
+        # Padded as for the largest run: every fold's prediction shares one compiled shape.
+        predicted = predict_runs(law, result.params, [held_out], result.warmup, like=runs)[0][keep]
         metrics = curve_metrics(predicted, held_out.loss[keep])
         folds.append({"held_out": held_out.name, "converged": result.converged, **metrics})
         residuals.append(np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, 1e-12)))

@@ -103,11 +103,23 @@ def test_new_lengths_in_a_bucket_do_not_recompile():
     def cosine(total):
         return learning_rates({"type": "cosine", "peak_lr": 3e-4, "total_steps": total})
 
-    predict_losses(LAW, params, [cosine(20000)], [np.arange(0, 20000, 70)])
+    predict_losses(LAW, params, [cosine(20000)], [np.arange(0, 20000, 80)])  # 250 steps
     before = COMPILATIONS["predict"]
     for total in (18000, 19000, 21000, 23000):
         predict_losses(LAW, params, [cosine(total)], [np.linspace(0, total - 1, 250).astype(int)])
     assert COMPILATIONS["predict"] == before
+
+
+def test_a_run_predicted_like_a_larger_one_shares_its_compiled_shape():
+    # Cross-validation predicts each held-out run padded like the largest run of the fit.
+    params = {"L0": 3.0, "A": 0.5, "alpha": 0.5, "C": 1.0, "decay": 0.998}
+    large, small = load_run("25M", "constant_72000"), load_run("25M", "wsdcon_3")
+    (alone,) = predict_runs(LAW, params, [small])
+    predict_runs(LAW, params, [large])
+    before = COMPILATIONS["predict"]
+    (padded,) = predict_runs(LAW, params, [small], like=[large])
+    assert COMPILATIONS["predict"] == before
+    np.testing.assert_allclose(padded, alone, rtol=1e-12)
 
 
 def test_dense_noisy_per_step_curve_recovers_the_law():
