@@ -493,9 +493,16 @@ def stored_uncertainty(fit: FitRecord) -> tuple[Uncertainty | None, str | None]:
         note = fit.result.get("uncertainty_note")
         return None, note or "no prediction intervals: this fit stored no uncertainty"
     try:
-        return Uncertainty.from_dict(stored), None
+        uncertainty = Uncertainty.from_dict(stored)
     except (KeyError, TypeError, ValueError):
         return None, "no prediction intervals: this fit's stored uncertainty is unreadable"
+    unknown = [name for name, _ in uncertainty.alternatives if name not in LAWS]
+    if unknown:
+        return None, (
+            f"no prediction intervals: this fit's band compares with laws no longer registered "
+            f"({unknown})"
+        )
+    return uncertainty, None
 
 
 def _uncertainty_out(fit: FitRecord) -> dict[str, Any] | None:

@@ -113,6 +113,13 @@ def test_auto_bands_add_the_other_laws_disagreement(client, mpl_fit, monkeypatch
     assert np.all(np.asarray(both["upper"]) >= np.asarray(alone["upper"]))
     assert np.all(np.asarray(both["lower"]) <= np.asarray(alone["lower"]))
     assert np.max(np.asarray(both["upper"]) / np.asarray(alone["upper"])) > 1.0005
+    # A law taken out of the registry later: the curve still, the band not, and the note says so.
+    (other,) = fit["uncertainty"]["other_laws"]
+    monkeypatch.delitem(fitting.laws.LAWS, other)
+    later = client.post("/v1/predictions", json={"fit_id": fit["id"], **body})
+    assert later.status_code == 200, later.text
+    assert later.json()["loss"] == both["loss"] and later.json()["upper"] is None
+    assert "no longer registered" in later.json()["interval_note"]
 
 
 @pytest.mark.slow  # cross-validates every registered law: multi_power's fits take minutes cold
