@@ -987,10 +987,12 @@ class OptimisedSchedule:
 @functools.partial(jax.jit, static_argnums=0)
 @count_traces("plan.final_loss_and_gradient")
 def _final_loss_and_gradient(law: Law, params, lr, last_step, ramp_end):
-    """The prediction at ``last_step`` and its gradient with respect to every rate."""
+    """The prediction at ``last_step`` and its gradient with respect to every rate (by the
+    law's ``exact_predict`` when it has one: a descent needs a loss smooth in the rates)."""
+    predict = law.exact_predict or law.predict
 
     def final(rates):
-        return law.predict(params, rates, last_step[None], ramp_end)[0]
+        return predict(params, rates, last_step[None], ramp_end)[0]
 
     return jax.value_and_grad(final)(lr)
 

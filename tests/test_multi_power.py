@@ -17,6 +17,7 @@ from fitting.laws.multi_power import (
     PRIOR_CENTRE,
     RATE_FLOOR,
     drop_sum,
+    exact_drop_sum,
     far_field_blocks,
     paper_parameters,
 )
@@ -111,6 +112,9 @@ def test_summed_exactly_the_drop_sum_is_the_textbook_double_sum(lr, params, data
     got = drop_sum(lr, steps, ramp_end, c, beta, gamma, lr_ref, sizes=(lr.size,))
     want = [textbook_drop_sum(lr, s, ramp_end, c, beta, gamma, lr_ref) for s in steps]
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    # The planner's exact evaluation (the law's exact_predict) is the same sum.
+    exact = exact_drop_sum(lr, steps, ramp_end, c, beta, gamma, lr_ref)
+    np.testing.assert_allclose(exact, want, rtol=1e-9, atol=1e-12)
 
 
 @settings(max_examples=30, deadline=None)

@@ -64,7 +64,10 @@ class Law:
 
     ``data_bounds`` (optional) narrows or fixes parameters from the fitting data; ``penalty``
     (optional, pure and jit-able) is added to the fit objective, in the objective's units;
-    ``refined_starts`` (optional) replaces the fitter's default number of grid starts refined.
+    ``refined_starts`` (optional) replaces the fitter's default number of grid starts refined;
+    ``exact_predict`` (optional, same signature as ``predict``) is the law computed without the
+    approximations ``predict`` makes for speed over many steps, for callers that ask for a few
+    steps and need a prediction smooth in the schedule (the planner's descent on the final loss).
     """
 
     name: str
@@ -74,6 +77,7 @@ class Law:
     data_bounds: DataBounds | None = None
     penalty: Penalty | None = None
     refined_starts: int | None = None
+    exact_predict: Predict | None = None
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -52,7 +52,11 @@ sum on random schedules), and on the schedules of ``tests/data/mpl`` the whole s
 1.5e-6 (in units of ``lr_ref``, i.e. ~3e-7 in loss) of the exact one. Steps without a rate change
 contribute nothing; requested steps are processed in chunks of about :data:`CHUNK_ELEMENTS`
 terms, so memory stays bounded for 100k-step schedules. Derivatives in ``(C, beta, gamma)`` are
-taken in forward mode (three tangents), which costs about twice the sum itself.
+taken in forward mode (three tangents), which costs about twice the sum itself. The clipping
+makes the expansion piecewise smooth in the rates; the planner, which descends on one step's
+prediction through the schedule, uses the record's ``exact_predict`` instead
+(:func:`exact_drop_sum`, ``O(T)`` for one step): on the kinks its L-BFGS-B stopped 3e-5 above
+the best WSD schedule, with the exact sum it converges 1e-4 below it.
 
 **Identifiability.** From two or three curves the shape parameters ``(C, beta, gamma)`` are
 poorly determined: run to convergence the fit lowers the training objective by drifting to
@@ -438,11 +442,49 @@ def _drop_sum_direct(u, steps, ramp_end, c, beta, gamma, sizes, separation, chun
     return result.reshape(-1)[:n]
 
 
-def predict(params: jax.Array, lr: jax.Array, steps: jax.Array, ramp_end: jax.Array) -> jax.Array:
-    """The loss at ``steps``; ``params = (L0, A, alpha, B, C, beta, gamma, lr_ref)``."""
+def exact_drop_sum(
+    lr: jax.Array,
+    steps: jax.Array,
+    ramp_end: jax.Array,
+    c: jax.Array,
+    beta: jax.Array,
+    gamma: jax.Array,
+    lr_ref: jax.Array,
+) -> jax.Array:
+    """:func:`drop_sum` term by term: ``O(n T)`` time and memory for ``n`` steps, so for a few
+    steps only. Unlike the block expansion (whose clipping has kinks) it is smooth in the rates,
+    which a descent on the schedule needs.
+
+    >>> import numpy as np
+    >>> lr = np.r_[np.ones(64), np.full(64, 0.5)]
+    >>> round(float(exact_drop_sum(lr, np.array([70]), 0, 1.0, 1.0, 0.0, 1.0)[0]), 6)
+    0.388889
+    """
+    u = lr / lr_ref
+    drops = _drops(u, ramp_end)
+    area = jnp.cumsum(u)
+    weight = jnp.exp(-gamma * jnp.log(jnp.maximum(u, RATE_FLOOR)))  # u**(-gamma)
+    x = jnp.maximum(area[steps][:, None] - (area - u)[None, :], 0.0) * weight
+    seen = jnp.arange(u.shape[-1])[None, :] <= steps[:, None]
+    saturation = -jnp.expm1(-beta * jnp.log1p(c * x))  # 1 - (1 + C x)**(-beta)
+    return jnp.sum(jnp.where(seen, drops * saturation, 0.0), axis=-1)
+
+
+def predict(
+    params: jax.Array,
+    lr: jax.Array,
+    steps: jax.Array,
+    ramp_end: jax.Array,
+    *,
+    exact: bool = False,
+) -> jax.Array:
+    """The loss at ``steps``; ``params = (L0, A, alpha, B, C, beta, gamma, lr_ref)``. ``exact``
+    sums ``LD`` term by term (:func:`exact_drop_sum`, for a few steps) instead of by
+    :func:`drop_sum`."""
     l0, a, alpha, b, c, beta, gamma, lr_ref = (params[i] for i in range(8))
     s1 = forward_area(lr, steps)
-    ld = b * drop_sum(lr, steps, ramp_end, c, beta, gamma, lr_ref)
+    total = exact_drop_sum if exact else drop_sum
+    ld = b * total(lr, steps, ramp_end, c, beta, gamma, lr_ref)
     return l0 + a * jnp.power(jnp.maximum(s1, 1e-30), -alpha) - ld
 
 
@@ -499,4 +541,5 @@ MULTI_POWER = Law(
     data_bounds=reference_rate,
     penalty=prior_penalty,
     refined_starts=1,
+    exact_predict=functools.partial(predict, exact=True),
 )
