@@ -173,13 +173,16 @@ def ramp_end_of(lr: np.ndarray, warmup: str) -> int:
     return warmup_steps_of(lr) if warmup == "exclude" else 0
 
 
-def _batch(runs: Sequence[Run], warmup: str) -> dict[str, np.ndarray]:
-    """Stack runs into padded arrays: lr (R, T), steps/loss/mask (R, N), ramp_end (R,)."""
-    length = schedule_length_bucket(max(run.lr.size for run in runs))
-    points = bucket_size(max(run.steps.size for run in runs), minimum=16)
+def _batch(runs: Sequence[Run], warmup: str, like: Sequence[Run] = ()) -> dict[str, np.ndarray]:
+    """Stack runs into padded arrays: lr (R, T), steps/loss/mask (R, N), ramp_end (R,); sized
+    for the largest of ``runs`` and ``like`` (number of runs, length, points)."""
+    every = [*runs, *like]
+    length = schedule_length_bucket(max(run.lr.size for run in every))
+    points = bucket_size(max(run.steps.size for run in every), minimum=16)
     # The number of runs is padded too, with copies of the first run whose points are all masked
     # out (they weigh nothing), so fits of 3 and 4 runs share one compilation.
-    rows = list(runs) + [runs[0]] * (bucket_size(len(runs)) - len(runs))
+    count = bucket_size(max(len(runs), len(like)))
+    rows = list(runs) + [runs[0]] * (count - len(runs))
     return {
         "lr": np.stack([pad_schedule(run.lr, length) for run in rows]),
         "steps": np.stack([pad_points(run.steps, points) for run in rows]),
@@ -328,6 +331,7 @@ def fit_law(
     huber_delta: float = DEFAULT_HUBER_DELTA,
     refined_starts: int | None = None,
     max_iterations: int = 2000,
+    like: Sequence[Run] = (),
 ) -> FitResult:
     """Fit ``law`` to ``runs`` with shared parameters.
 
@@ -343,6 +347,9 @@ def fit_law(
       refined_starts: how many of the best grid starts L-BFGS-B refines (default: the law's
         ``refined_starts``, else :data:`DEFAULT_REFINED_STARTS`).
       max_iterations: L-BFGS-B iteration limit per start.
+      like: runs the arrays are padded for as well (the number of runs, their length and
+        points), so that fits of subsets of them share one compilation (cross-validation folds);
+        it costs the padded work.
 
     Returns:
       A :class:`FitResult`; ``converged`` is False (with the reason in ``message``) when the
@@ -359,6 +366,7 @@ def fit_law(
             huber_delta=huber_delta,
             refined_starts=refined_starts,
             max_iterations=max_iterations,
+            like=like,
         )
 
 
@@ -368,7 +376,7 @@ _FIT_LOCK = threading.Lock()
 
 
 def _fit_law(
-    law, runs, *, warmup, min_step, fixed, bounds, huber_delta, refined_starts, max_iterations
+    law, runs, *, warmup, min_step, fixed, bounds, huber_delta, refined_starts, max_iterations, like
 ):
     began = time.perf_counter()
     if not runs:
@@ -412,7 +420,7 @@ def _fit_law(
         box[i] = [value, value]
     lower, upper = box[:, 0], box[:, 1]
 
-    batch = {k: jnp.asarray(v) for k, v in _batch(runs, warmup).items()}
+    batch = {k: jnp.asarray(v) for k, v in _batch(runs, warmup, like).items()}
     delta = jnp.float64(huber_delta)
 
     starts, start_objectives = _solve_starts(
@@ -481,7 +489,7 @@ def _fit_law(
         min_step=int(min_step),
         huber_delta=float(huber_delta),
     )
-    predictions = predict_runs(law, result.params, runs, warmup)
+    predictions = predict_runs(law, result.params, runs, warmup, like)
     result.metrics = {
         run.name or f"run{i}": curve_metrics(pred, run.loss)
         for i, (run, pred) in enumerate(zip(runs, predictions, strict=True))
@@ -519,15 +527,15 @@ def pad_candidates(
     schedules: Sequence[np.ndarray],
     steps: Sequence[np.ndarray],
     warmup: str,
-    at_least: tuple[int, int] = (0, 0),
+    at_least: tuple[int, int, int] = (0, 0, 0),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate schedules and their requested steps as arrays padded to shape buckets:
     ``lr`` (B, T) in one aligned buffer, ``steps`` (B, N), ``ramp_end`` (B,); rows beyond the
-    candidates repeat the first. ``at_least = (T, N)`` sizes the buckets for at least that
-    schedule length and number of steps."""
+    candidates repeat the first. ``at_least = (T, N, B)`` sizes the buckets for at least that
+    schedule length, number of steps and number of candidates."""
     length = schedule_length_bucket(max(at_least[0], *(lr.size for lr in schedules)))
     points = bucket_size(max(at_least[1], *(s.size for s in steps), 1), minimum=16)
-    count = bucket_size(len(schedules))
+    count = bucket_size(max(at_least[2], len(schedules)))
     rows = list(range(len(schedules))) + [0] * (count - len(schedules))
     return (
         stacked_schedules(schedules, length, count),
@@ -542,7 +550,7 @@ def predict_losses(
     schedules: Sequence[np.ndarray],
     steps: Sequence[np.ndarray],
     warmup: str = DEFAULT_WARMUP,
-    at_least: tuple[int, int] = (0, 0),
+    at_least: tuple[int, int, int] = (0, 0, 0),
 ) -> list[np.ndarray]:
     """Predicted loss of each schedule at its requested steps.
 
@@ -551,8 +559,8 @@ def predict_losses(
       schedules: per-step learning rates, one ``(T_j,)`` array per candidate.
       steps: for each candidate, integer steps in ``[0, T_j)``.
       warmup: the warmup treatment the parameters were fitted with.
-      at_least: ``(schedule length, number of steps)`` the padded shapes must also hold, so that
-        calls on curves of different sizes can share one compiled shape.
+      at_least: ``(schedule length, number of steps, number of candidates)`` the padded shapes
+        must also hold, so that calls of different sizes can share one compiled shape.
 
     Returns:
       One array of predicted losses per candidate.
@@ -588,9 +596,10 @@ def predict_runs(
     like: Sequence[Run] = (),
 ) -> list[np.ndarray]:
     """Predicted loss at each run's logged steps; padded as for the largest of ``runs`` and
-    ``like`` (e.g. every run of a cross-validation, so its held-out predictions compile once)."""
-    sizes = [(r.lr.size, r.steps.size) for r in [*runs, *like]]
-    at_least = (max(t for t, _ in sizes), max(n for _, n in sizes))
+    ``like`` and for as many runs as ``like`` (e.g. every run of a cross-validation, so that its
+    folds' predictions share the full fit's compiled shape)."""
+    every = [*runs, *like]
+    at_least = (max(r.lr.size for r in every), max(r.steps.size for r in every), len(like))
     return predict_losses(
         law, params, [r.lr for r in runs], [r.steps for r in runs], warmup, at_least
     )

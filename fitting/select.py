@@ -76,7 +76,8 @@ def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
     folds, residuals, errors, fold_params = [], [], [], []
     for training, held_out in splits:
         try:
-            result = fit_law(law, training, **fit_options)
+            # Padded like all the runs: every fold reuses the full fit's compiled kernels.
+            result = fit_law(law, training, like=runs, **fit_options)
         except ValueError as problem:  # e.g. min_step leaves a training run empty
             folds.append({"held_out": held_out.name, "error": str(problem)})
             continue

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from fitting.fit import fit_law, predict_runs
+from fitting.fit import COMPILATIONS, Run, fit_law, predict_runs
 from fitting.intervals import Uncertainty, estimate_uncertainty, predict_intervals
 from fitting.laws import LAWS, get_law
 from fitting.schedules import learning_rates
@@ -38,6 +38,21 @@ def test_leave_one_run_out_validates_each_run_once(banded_25m):
     assert len(validation.fold_params) == 3
     assert 0 < validation.pred_e < 0.005
     assert validation.pred_e == pytest.approx(np.mean([f["pred_e"] for f in validation.folds]))
+
+
+def test_cross_validation_reuses_the_full_fit_s_compiled_kernels():
+    # Folds are padded like all the runs (fit_law(..., like=runs)): with three runs that saves
+    # one compilation of each fit kernel and two of the prediction (10 s for multi_power).
+    def first_steps(run, total):  # a length and point count no other test uses
+        keep = run.steps < total
+        return Run(run.lr[:total], run.steps[keep], run.loss[keep], run.name)
+
+    runs = [first_steps(load_run("25M", name), 6100) for name in FITTING]
+    fit_law(LAW, runs)
+    before = dict(COMPILATIONS)
+    validation = cross_validate(LAW, runs)
+    assert dict(COMPILATIONS) == before
+    assert len(validation.fold_params) == 3
 
 
 def test_a_single_run_is_validated_on_its_last_fifth():
