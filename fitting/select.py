@@ -84,7 +84,7 @@ def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
         keep = held_out.steps >= result.min_step
         if not keep.any():
             continue
-        # Padded as for the largest run: every fold's prediction shares one compiled shape.
+        # Padded like all the runs: the shape of the full fit's own metrics prediction.
         predicted = predict_runs(law, result.params, [held_out], result.warmup, like=runs)[0][keep]
         metrics = curve_metrics(predicted, held_out.loss[keep])
         folds.append({"held_out": held_out.name, "converged": result.converged, **metrics})
