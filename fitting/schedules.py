@@ -65,6 +65,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from fitting.errors import InvalidInput
+
 __all__ = [
     "MAX_TOTAL_STEPS",
     "SCHEDULE_TYPES",
@@ -83,6 +85,7 @@ __all__ = [
     "piecewise_schedule",
     "polynomial_schedule",
     "rex_schedule",
+    "schedule_length",
     "warmup_steps_of",
     "with_warmup",
     "wsd_schedule",
@@ -136,9 +139,9 @@ _TYPE_SYNONYMS = {
 # Argument checks. Every message reads "<family>: requires <condition>, got <name>=<value>".
 
 
-def _fail(family: str, requirement: str, **got: Any) -> ValueError:
+def _fail(family: str, requirement: str, **got: Any) -> InvalidInput:
     shown = ", ".join(f"{name}={value!r}" for name, value in got.items())
-    return ValueError(f"{family}: requires {requirement}, got {shown}")
+    return InvalidInput(f"{family}: requires {requirement}, got {shown}")
 
 
 def _real(family: str, name: str, value: Any) -> float:
@@ -185,7 +188,7 @@ def _one_of(family: str, required: bool, **options: Any) -> tuple[str | None, An
     if len(given) > 1:
         raise _fail(family, f"only one of {names}", **given)
     if required and not given:
-        raise ValueError(f"{family}: requires one of {names}, got none")
+        raise InvalidInput(f"{family}: requires one of {names}, got none")
     return next(iter(given.items()), (None, None))
 
 
@@ -992,7 +995,7 @@ def learning_rates(spec: Mapping[str, Any]) -> np.ndarray:
       float64 array of shape ``(T,)``, finite and non-negative.
 
     Raises:
-      ValueError: unknown type, unknown or missing parameter, or an invalid value; the message
+      InvalidInput: unknown type, unknown or missing parameter, or an invalid value; the message
         names it.
 
     Example:
@@ -1001,14 +1004,14 @@ def learning_rates(spec: Mapping[str, Any]) -> np.ndarray:
       [0.0, 1.0, 1.0, 0.853553, 0.5, 0.146447]
     """
     if not isinstance(spec, Mapping):
-        raise ValueError(f"schedule spec: requires a mapping, got {type(spec).__name__}")
+        raise InvalidInput(f"schedule spec: requires a mapping, got {type(spec).__name__}")
     if "type" not in spec:
-        raise ValueError(f"schedule spec: requires 'type', one of {sorted(SCHEDULE_TYPES)}")
+        raise InvalidInput(f"schedule spec: requires 'type', one of {sorted(SCHEDULE_TYPES)}")
     kind = spec["type"]
     if not isinstance(kind, str) or kind not in SCHEDULE_TYPES:
         suggestion = _TYPE_SYNONYMS.get(kind) if isinstance(kind, str) else None
         hint = f" (did you mean {suggestion!r}?)" if suggestion else ""
-        raise ValueError(
+        raise InvalidInput(
             f"schedule spec: unknown type {kind!r}{hint}; known: {sorted(SCHEDULE_TYPES)}"
         )
     builder = SCHEDULE_TYPES[kind]
@@ -1017,7 +1020,7 @@ def learning_rates(spec: Mapping[str, Any]) -> np.ndarray:
     known = list(signature)
     for name in params:
         if name not in signature:
-            raise ValueError(
+            raise InvalidInput(
                 f"{kind}: unknown parameter {name!r}{_hint(name, known)}; known: {known}"
             )
     missing = [
@@ -1026,13 +1029,33 @@ def learning_rates(spec: Mapping[str, Any]) -> np.ndarray:
         if parameter.default is inspect.Parameter.empty and name not in params
     ]
     if missing:
-        raise ValueError(f"{kind}: missing required parameter(s) {missing}")
+        raise InvalidInput(f"{kind}: missing required parameter(s) {missing}")
     schedule = builder(**params)
     total = len(params["lr_per_step"]) if kind == "explicit" else int(params["total_steps"])
     lr = np.asarray(schedule(np.arange(total)), dtype=np.float64)
     if not np.all(np.isfinite(lr) & (lr >= 0)):  # e.g. an overflow in an extreme spec
-        raise ValueError(f"{kind}: the schedule has non-finite or negative rates for {params}")
+        raise InvalidInput(f"{kind}: the schedule has non-finite or negative rates for {params}")
     return lr
+
+
+def schedule_length(spec: Any) -> int:
+    """The length ``T`` a spec declares -- ``len(lr_per_step)`` for ``explicit``, else its
+    ``total_steps`` -- without building it, so that a caller can refuse a request that is too
+    large before any work. 0 when the spec declares no readable length (then
+    :func:`learning_rates` refuses it, at no cost either).
+
+    >>> schedule_length({"type": "cosine", "peak_lr": 1.0, "total_steps": 10_000_000})
+    10000000
+    """
+    if not isinstance(spec, Mapping):
+        return 0
+    if spec.get("type") == "explicit":
+        rates = spec.get("lr_per_step")
+        return len(rates) if isinstance(rates, list | tuple | np.ndarray) else 0
+    total = spec.get("total_steps")
+    if isinstance(total, bool) or not isinstance(total, numbers.Real):
+        return 0
+    return int(total) if math.isfinite(total) and total > 0 else 0
 
 
 def describe_schedule_types() -> dict[str, dict[str, Any]]:

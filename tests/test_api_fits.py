@@ -140,7 +140,8 @@ def test_curve_is_cached_by_etag_and_equals_the_post_prediction(client, mpl, mpl
 def test_bad_curve_queries_get_422_naming_the_query(client, mpl_fit, schedule, says):
     response = client.get(f"/v1/fits/{mpl_fit['id']}/curve", params={"schedule": schedule})
     assert response.status_code == 422, response.text
-    assert "query.schedule" in response.json()["detail"] and says in response.json()["detail"]
+    (item,) = response.json()["detail"]
+    assert item["loc"] == ["query", "schedule"] and says in item["msg"]
 
 
 def test_curve_of_an_unknown_fit_is_404(client):
@@ -173,7 +174,7 @@ def test_forecast_of_a_run_without_a_fit_is_404_with_a_hint(client):
         },
     ).json()
     response = client.get(f"/v1/runs/{run['id']}/forecast")
-    assert response.status_code == 404 and "POST /v1/fits" in response.json()["detail"]
+    assert response.status_code == 404 and "POST /v1/fits" in str(response.json()["detail"])
 
 
 @pytest.mark.parametrize(
@@ -190,7 +191,7 @@ def test_forecast_of_a_run_without_a_fit_is_404_with_a_hint(client):
                     {"schedule": {"type": "cosine"}},
                 ]
             },
-            "candidates[1].schedule",
+            "['body', 'candidates', 1, 'schedule']",  # the loc
         ),
         ({"lr_per_step": [1e-3, -1.0]}, "lr_per_step"),
         (

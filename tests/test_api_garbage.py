@@ -5,6 +5,7 @@ buckets (a new bucket costs a JIT compilation)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from urllib.parse import quote
 
@@ -276,16 +277,76 @@ def test_csv_uploads_never_500(client, csv, form):
     assert response.status_code < 500, (csv, form, response.text)
 
 
-def test_unknown_paths_and_methods_are_json_4xx(client):
-    assert client.get("/nope").json() == {"detail": "Not Found"}
-    assert client.put("/v1/runs").status_code == 405
+def _one_error(response, status: int) -> dict:
+    """The one error shape (app.schemas.ErrorOut): its single item; the request id is the
+    X-Request-ID header."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"detail", "request_id"}, body
+    assert body["request_id"] == response.headers["x-request-id"]
+    (item,) = body["detail"]
+    assert {"loc", "msg", "type"} <= set(item) and isinstance(item["loc"], list)
+    return item
+
+
+def test_unknown_paths_and_methods_are_json_4xx_in_the_one_error_shape(client):
+    assert _one_error(client.get("/nope"), 404) == {
+        "loc": [],
+        "msg": "Not Found",
+        "type": "not_found",
+    }
+    not_allowed = client.put("/v1/runs")
+    assert _one_error(not_allowed, 405)["type"] == "method_not_allowed"
+    assert not_allowed.headers["allow"] == "GET, OPTIONS, POST"
     response = client.post("/v1/runs", content=b"{}", headers={"content-type": "text/plain"})
     assert response.status_code == 422
+    assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
-def test_an_unexpected_error_is_a_generic_json_500_without_a_traceback(tmp_path):
-    from fastapi.testclient import TestClient
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/v1/runs", "GET, OPTIONS, POST"),
+        ("/v1/runs/run_x", "DELETE, GET, OPTIONS"),
+        ("/v1/runs/run_x/points", "OPTIONS, POST"),
+        ("/v1/fits", "GET, OPTIONS, POST"),
+        ("/v1/fits/fit_x/curve", "GET, OPTIONS"),
+        ("/v1/predictions", "OPTIONS, POST"),
+    ],
+)
+def test_options_and_405_list_exactly_the_methods_of_the_path(client, path, allow):
+    """Starlette's 405 named only the first route matching the path (OPTIONS /v1/runs said
+    POST, hiding GET)."""
+    options = client.options(path)
+    assert options.status_code == 204 and options.headers["allow"] == allow
+    assert client.patch(path).headers["allow"] == allow
 
+
+def test_a_client_request_id_is_kept_and_a_bad_one_replaced(client):
+    assert (
+        client.get("/v1/laws", headers={"X-Request-ID": "job-42.step:7"}).headers["x-request-id"]
+        == "job-42.step:7"
+    )
+    response = client.get("/nope", headers={"X-Request-ID": "bad id\twith tabs"})
+    assert response.headers["x-request-id"] != "bad id\twith tabs"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+def test_a_body_that_cannot_be_parsed_is_422_not_an_undocumented_400(client):
+    response = client.post(
+        "/v1/runs/csv",
+        content=b"--x\r\nnot a form",
+        headers={"content-type": "multipart/form-data; boundary=x"},
+    )
+    item = _one_error(response, 422)
+    assert item["loc"] == ["body"] and item["type"] == "body_unparsable"
+    not_utf8 = client.post(
+        "/v1/runs", content=b'{"name": "\xff"}', headers={"content-type": "application/json"}
+    )
+    assert not_utf8.status_code == 422, not_utf8.text
+
+
+def _app_with_routes(tmp_path):
     from app.main import create_app
     from app.settings import Settings
 
@@ -295,7 +356,41 @@ def test_an_unexpected_error_is_a_generic_json_500_without_a_traceback(tmp_path)
     def boom():
         raise RuntimeError("secret internals")
 
-    with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.get("/boom")
-    assert response.status_code == 500
-    assert response.json() == {"detail": "internal server error"}
+    @app.get("/bug")
+    def bug():
+        list(zip([1], [1, 2], strict=True))  # a ValueError that is a bug, not bad input
+
+    @app.get("/db-down")
+    def db_down():
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    return app
+
+
+def test_an_unexpected_error_is_a_json_500_with_a_request_id_and_no_traceback(tmp_path, caplog):
+    from fastapi.testclient import TestClient
+
+    losscast_logger = logging.getLogger("losscast")  # it does not propagate to caplog's root
+    losscast_logger.addHandler(caplog.handler)
+    try:
+        with TestClient(_app_with_routes(tmp_path), raise_server_exceptions=False) as client:
+            response = client.get("/boom", headers={"X-Request-ID": "req-500"})
+            bug = client.get("/bug")
+    finally:
+        losscast_logger.removeHandler(caplog.handler)
+    item = _one_error(response, 500)
+    assert item["type"] == "internal_error" and "req-500" in item["msg"]
+    assert "secret" not in response.text and "Traceback" not in response.text
+    assert "req-500" in caplog.text and "secret internals" in caplog.text  # logged, with its id
+    assert _one_error(bug, 500)["type"] == "internal_error"  # was a 422 "your input is wrong"
+
+
+def test_an_unreachable_database_is_503_with_retry_after(tmp_path):
+    from fastapi.testclient import TestClient
+
+    with TestClient(_app_with_routes(tmp_path), raise_server_exceptions=False) as client:
+        response = client.get("/db-down")
+    assert _one_error(response, 503)["type"] == "service_unavailable"
+    assert int(response.headers["retry-after"]) > 0

@@ -121,13 +121,13 @@ def test_append_is_idempotent_on_step_and_conflicts_on_a_different_loss(client, 
 
     conflict = client.post(url, json={"step": [steps[110]], "loss": [loss[110] + 0.1]})
     assert conflict.status_code == 409
-    assert f"step {steps[110]} is already logged" in conflict.json()["detail"]
+    assert f"step {steps[110]} is already logged" in str(conflict.json()["detail"])
 
     gap = client.post(url, json={"step": [steps[50] + 1], "loss": [3.5]})
-    assert gap.status_code == 409 and "appended after" in gap.json()["detail"]
+    assert gap.status_code == 409 and "appended after" in str(gap.json()["detail"])
 
     beyond = client.post(url, json={"step": [24000], "loss": [3.0]})
-    assert beyond.status_code == 422 and "[0, 24000)" in beyond.json()["detail"]
+    assert beyond.status_code == 422 and "[0, 24000)" in str(beyond.json()["detail"])
 
     stored = client.get(f"/v1/runs/{run['id']}").json()["points"]
     assert stored["step"] == steps[:120] and stored["loss"] == loss[:120]
@@ -139,9 +139,40 @@ def test_append_to_an_interpolated_run_extends_its_rate_and_needs_lr(client):
     )
     url = f"/v1/runs/{run['id']}/points"
     missing = client.post(url, json={"step": [20], "loss": [4.0]})
-    assert missing.status_code == 422 and "lr" in missing.json()["detail"]
+    assert missing.status_code == 422 and "lr" in str(missing.json()["detail"])
     grown = client.post(url, json={"step": [20, 30], "loss": [4.0, 3.8], "lr": [1e-3, 9e-4]})
     assert grown.status_code == 200 and grown.json()["total_steps"] == 31
+
+
+def test_append_without_lr_to_a_run_whose_points_carry_lr_is_refused_and_loses_nothing(client):
+    """It used to be stored, dropping the logged lr of every earlier point."""
+    schedule = {"type": "constant", "peak_lr": 1e-3, "total_steps": 100}
+    logged = {"step": [1, 2], "loss": [3.0, 2.9], "lr": [1e-3, 1e-3]}
+    run = _post(client, {"name": "logged-lr", "schedule": schedule, "points": logged})
+    url = f"/v1/runs/{run['id']}/points"
+
+    response = client.post(url, json={"step": [3], "loss": [2.8]})
+    assert response.status_code == 422, response.text
+    (item,) = response.json()["detail"]
+    assert item["loc"] == ["body", "lr"] and "carry a logged lr" in item["msg"]
+    assert client.get(f"/v1/runs/{run['id']}").json()["points"] == logged
+
+    with_lr = client.post(url, json={"step": [3], "loss": [2.8], "lr": [1e-3]})
+    assert with_lr.status_code == 200, with_lr.text
+    assert with_lr.json()["points"]["lr"] == [1e-3] * 3
+
+
+def test_append_with_lr_to_a_run_whose_points_carry_none_is_refused(client):
+    """The storage keeps an lr for every point or for none: the new lr would be dropped."""
+    schedule = {"type": "constant", "peak_lr": 1e-3, "total_steps": 100}
+    run = _post(
+        client, {"name": "no-lr", "schedule": schedule, "points": {"step": [1], "loss": [3.0]}}
+    )
+    url = f"/v1/runs/{run['id']}/points"
+    response = client.post(url, json={"step": [2], "loss": [2.9], "lr": [1e-3]})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "lr"]
+    assert client.post(url, json={"step": [2], "loss": [2.9]}).status_code == 200
 
 
 def test_unknown_run_is_404_for_every_run_endpoint(client):
@@ -149,7 +180,7 @@ def test_unknown_run_is_404_for_every_run_endpoint(client):
     assert client.delete("/v1/runs/run_nope").status_code == 404
     assert client.get("/v1/runs/run_nope/forecast").status_code == 404
     response = client.post("/v1/runs/run_nope/points", json={"step": [1], "loss": [1.0]})
-    assert response.status_code == 404 and "run_nope" in response.json()["detail"]
+    assert response.status_code == 404 and "run_nope" in str(response.json()["detail"])
 
 
 def test_delete_removes_the_run(client):
@@ -184,7 +215,7 @@ def test_list_pages_and_filters_by_name_and_metadata(client):
     assert [item["name"] for item in exact["items"]] == [f"{tag}-2"]
     assert "points" not in exact["items"][0]
     bad = client.get("/v1/runs", params={"metadata": "no-equals-sign"})
-    assert bad.status_code == 422 and "key=value" in bad.json()["detail"]
+    assert bad.status_code == 422 and "key=value" in str(bad.json()["detail"])
 
 
 def test_csv_upload_with_a_compact_schedule_or_interpolated_lr(client, mpl):
@@ -216,7 +247,7 @@ def test_csv_upload_with_a_compact_schedule_or_interpolated_lr(client, mpl):
         files={"file": ("x.csv", "step,lr,loss\n1,1e-3,3.0\n2,oops,2.9\n", "text/csv")},
         data={"name": "csv-bad"},
     )
-    assert bad.status_code == 422 and "line 3" in bad.json()["detail"]
+    assert bad.status_code == 422 and "line 3" in str(bad.json()["detail"])
 
 
 def test_body_over_the_limit_is_413_by_content_length_and_by_streamed_size(
@@ -228,7 +259,7 @@ def test_body_over_the_limit_is_413_by_content_length_and_by_streamed_size(
         content=b"{}",
         headers={"content-length": str(limit + 1), "content-type": "application/json"},
     )
-    assert declared.status_code == 413 and "MAX_BODY_BYTES" in declared.json()["detail"]
+    assert declared.status_code == 413 and "MAX_BODY_BYTES" in str(declared.json()["detail"])
 
     def chunks():
         piece = b" " * (1 << 20)

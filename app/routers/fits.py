@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from app import __version__, schemas, service
+from app import __version__, budgets, schemas, service
 from app.deps import Compute, get_compute, get_settings, get_store, in_thread
 from app.settings import Settings
 from app.storage import Store
@@ -16,14 +16,48 @@ router = APIRouter(prefix="/v1/fits", tags=["fits"])
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ComputeDep = Annotated[Compute, Depends(get_compute)]
-NOT_FOUND = {404: {"description": "no such fit (or run)"}}
+#: OpenAPI links from a created fit to what can be asked of it.
+FIT_LINKS = {
+    "GetFit": {
+        "operationId": "get_fit_v1_fits__fit_id__get",
+        "parameters": {"fit_id": "$response.body#/id"},
+    },
+    "FitCurve": {
+        "operationId": "fit_curve_v1_fits__fit_id__curve_get",
+        "parameters": {
+            "fit_id": "$response.body#/id",
+            "schedule": "cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5",
+        },
+    },
+    "Predict": {
+        "operationId": "predict_v1_predictions_post",
+        "requestBody": {"fit_id": "$response.body#/id", "schedule": schemas.COSINE_24000},
+    },
+    "Forecast": {
+        "operationId": "forecast_v1_runs__run_id__forecast_get",
+        "parameters": {"run_id": "$response.body#/run_ids/0", "fit_id": "$response.body#/id"},
+    },
+    "ComparePlan": {
+        "operationId": "create_plan_v1_plans_post",
+        "requestBody": {
+            "kind": "compare",
+            "fit_id": "$response.body#/id",
+            "candidates": [{"schedule": schemas.COSINE_24000}, {"schedule": schemas.WSD_24000}],
+        },
+    },
+}
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.FitOut,
-    responses={**NOT_FOUND, 422: {"description": "bad options, or the fit raised"}},
+    responses={
+        201: {"links": FIT_LINKS},
+        **schemas.error_responses(
+            404, 413, 422, 503, e404="no such run", e422="bad options, or the fit failed"
+        ),
+    },
 )
 async def create_fit(
     body: schemas.FitCreate, store: StoreDep, compute: ComputeDep, response: Response
@@ -41,20 +75,24 @@ async def create_fit(
     return service.fit_out(fit)
 
 
-@router.get("", response_model=schemas.FitPage)
+@router.get("", response_model=schemas.FitPage, responses=schemas.error_responses(422, 503))
 def list_fits(
     store: StoreDep,
     run_id: Annotated[str | None, Query(description="fits that used this run")] = None,
     law: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=schemas.MAX_OFFSET)] = 0,
 ):
     """Fits, newest first."""
     fits, total = store.list_fits(run_id=run_id, law=law, limit=limit, offset=offset)
     return service.page([service.fit_out(fit) for fit in fits], total, limit, offset)
 
 
-@router.get("/{fit_id}", response_model=schemas.FitOut, responses=NOT_FOUND)
+@router.get(
+    "/{fit_id}",
+    response_model=schemas.FitOut,
+    responses=schemas.error_responses(404, 503, e404="no such fit"),
+)
 def get_fit(fit_id: str, store: StoreDep):
     return service.fit_out(store.get_fit(fit_id))
 
@@ -62,7 +100,10 @@ def get_fit(fit_id: str, store: StoreDep):
 @router.get(
     "/{fit_id}/curve",
     response_model=schemas.PredictionOut,
-    responses={**NOT_FOUND, 304: {"description": "If-None-Match matched the ETag"}},
+    responses={
+        304: {"description": "If-None-Match matched the ETag"},
+        **schemas.error_responses(404, 422, 503, e404="no such fit"),
+    },
 )
 async def fit_curve(
     fit_id: str,
@@ -88,6 +129,7 @@ async def fit_curve(
     ETag (fit id and normalised query) and Cache-Control; 304 on If-None-Match."""
     spec = service.parse_compact_schedule(schedule)
     band_level = service.parse_level(level)
+    budgets.check_curve(settings, spec, num_points)
     fit = await in_thread(lambda: store.get_fit(fit_id, with_runs=False))
     etag = service.curve_etag(fit.id, spec, num_points, __version__, band_level)
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.curve_max_age}"}

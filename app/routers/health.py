@@ -32,7 +32,10 @@ def _status(request: Request) -> dict[str, Any]:
 @router.get(
     "/healthz",
     response_model=schemas.HealthOut,
-    responses={503: {"model": schemas.HealthOut, "description": "still warming up, or failed"}},
+    responses={
+        **schemas.error_responses(),
+        503: {"model": schemas.HealthOut, "description": "still warming up, or failed"},
+    },
 )
 async def healthz(request: Request):
     """200 once the service can answer quickly (after its JIT warm-up), 503 before."""
@@ -40,13 +43,13 @@ async def healthz(request: Request):
     return JSONResponse(status, status_code=200 if status["warmed_up"] else 503)
 
 
-@router.get("/v1/status", response_model=schemas.HealthOut)
+@router.get("/v1/status", response_model=schemas.HealthOut, responses=schemas.error_responses())
 async def service_status(request: Request):
     """Always 200: warm-up state, JIT compilation counts per kernel, database backend."""
     return _status(request)
 
 
-@router.get("/v1/laws", tags=["reference"])
+@router.get("/v1/laws", tags=["reference"], responses=schemas.error_responses())
 async def laws() -> dict[str, Any]:
     """The laws ``POST /v1/fits`` accepts, with their parameters and bounds (and ``auto``)."""
     return {
@@ -69,7 +72,7 @@ async def laws() -> dict[str, Any]:
     }
 
 
-@router.get("/v1/schedules", tags=["reference"])
+@router.get("/v1/schedules", tags=["reference"], responses=schemas.error_responses())
 async def schedule_types() -> dict[str, Any]:
     """Schedule types and their parameters (``fitting.schedules.describe_schedule_types``)."""
     return describe_schedule_types()

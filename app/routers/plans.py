@@ -10,12 +10,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
+from app import budgets, service
 from app import plan_schemas as schemas
-from app import service
-from app.deps import Compute, get_compute, get_store
+from app.deps import Compute, get_compute, get_settings, get_store
 from app.errors import InputError, NotFound
+from app.schemas import error_responses
+from app.settings import Settings
 from app.storage import FitRecord, Store
 from fitting import plan
+from fitting.errors import InvalidInput
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -44,7 +47,7 @@ def _fitted_law(store: Store, body) -> tuple[plan.FittedLaw, str | None, plan.Tr
             body.n_params if body.n_params is not None else known.n_params,
         )
         fitted = plan.FittedLaw(model.law, model.params, model.warmup, model.uncertainty)
-    except ValueError as error:
+    except InvalidInput as error:
         raise InputError(str(error), "params") from error
     return fitted, model.fit_id, scale
 
@@ -85,7 +88,13 @@ def _steps_to_target(model, scale, body: schemas.StepsToTargetPlan):
     return result.planned(), result.to_dict()
 
 
-def _budget(model, scale, body: schemas.BudgetPlan):
+def _budget(model, scale, body: schemas.BudgetPlan, settings: Settings | None):
+    if body.total_steps is None:  # tokens or FLOPs: their steps are known now, with the scale
+        try:
+            steps = scale.steps_for(tokens=body.tokens, flops=body.flops)
+        except InvalidInput as error:
+            raise InputError(str(error)) from error
+        budgets.check_budget_plan(settings, steps, body.num_points)
     forecast = plan.loss_for_budget(
         model,
         body.schedule,
@@ -119,15 +128,21 @@ PLANNERS = {
 }
 
 
-def make_plan(store: Store, body) -> dict[str, Any]:
-    """The plan ``body`` asks for, as the response's dict (synchronous, CPU-heavy)."""
+def make_plan(store: Store, body, settings: Settings | None = None) -> dict[str, Any]:
+    """The plan ``body`` asks for, as the response's dict (synchronous, CPU-heavy). With
+    ``settings``, a ``budget`` in tokens or FLOPs is held to the request budgets once the fit's
+    cost of a step is known (the router checked the rest); the CLI computes without them."""
     began = time.perf_counter()
     model, fit_id, scale = _fitted_law(store, body)
+    planner = PLANNERS[body.kind]
     try:
-        planned, result = PLANNERS[body.kind](model, scale, body)
+        if body.kind == "budget":
+            planned, result = planner(model, scale, body, settings)
+        else:
+            planned, result = planner(model, scale, body)
     except InputError:
         raise
-    except (ValueError, TypeError, ArithmeticError) as error:  # fitting/ names the bad value
+    except InvalidInput as error:  # fitting/ names the bad value; anything else is a bug (500)
         raise InputError(str(error)) from error
     return {
         "kind": body.kind,
@@ -146,12 +161,13 @@ def make_plan(store: Store, body) -> dict[str, Any]:
 @router.post(
     "",
     response_model=schemas.PlanOut,
-    responses={404: {"description": "no such fit"}, 422: {"description": "bad plan request"}},
+    responses=error_responses(404, 413, 422, 503, e404="no such fit"),
 )
 async def create_plan(
     body: Annotated[schemas.PlanRequest, Body()],
     store: Annotated[Store, Depends(get_store)],
     compute: Annotated[Compute, Depends(get_compute)],
+    settings: Annotated[Settings, Depends(get_settings)],
 ):
     """A budget plan under a fitted law; ``kind`` says which:
 
@@ -162,5 +178,10 @@ async def create_plan(
     - ``optimise``: the monotone schedule that minimises the final loss, against cosine and
       the best WSD.
 
-    ``planned`` is the run the plan recommends (or evaluates) and its predicted final loss."""
-    return await compute.run(make_plan, store, body)
+    ``planned`` is the run the plan recommends (or evaluates) and its predicted final loss.
+
+    A plan whose grid holds more schedule steps than the service's budget
+    (``LOSSCAST_MAX_PLAN_STEPS``; ``compare`` and ``budget``: the prediction budgets) is a 422
+    at once."""
+    budgets.check_plan(settings, body)
+    return await compute.run(make_plan, store, body, settings)
