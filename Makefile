@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench bench-http serve lint clean
+.PHONY: install test bench bench-http bench-forecast soak serve lint clean
 
 # Where `make serve` listens (the service reads HOST and PORT too; see app/settings.py).
 HOST ?= 127.0.0.1
@@ -21,6 +21,8 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Benchmarks of the numerical core and the slow tests (`make soak`, `make bench-http` and
+# `make bench-forecast` run a real server, separately: ~20 min, a few minutes, ~1 h).
 bench: $(STAMP)
 	$(PY) -m bench.core
 	$(PY) -m pytest -q -m slow
@@ -33,6 +35,15 @@ serve: $(STAMP)
 # Load benchmark of a real uvicorn process on loopback (wrk when installed, else httpx).
 bench-http: $(STAMP)
 	$(PY) -m bench.load
+
+# The live-forecast protocol through the API (both sizes, alone and with history; ~1 h on 2 cores).
+bench-forecast: $(STAMP)
+	$(PY) -m bench.live_forecast
+
+# Soak test of one real uvicorn process on loopback: 200 fits of runs of 100 to 200,000 steps;
+# fails if its memory mappings or RSS still grow at the end (~20 min on 2 cores).
+soak: $(STAMP)
+	$(PY) -m bench.soak
 
 lint: $(STAMP)
 	$(PY) -m ruff check fitting app tests bench losscast_cli

@@ -49,6 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
+from fitting.compiled import bounded_jit
+from fitting.errors import InvalidInput
 from fitting.fit import (
     DEFAULT_WARMUP,
     WARMUP_TREATMENTS,
@@ -125,13 +127,13 @@ class FittedLaw:
     def __post_init__(self):
         law = get_law(self.law) if isinstance(self.law, str) else self.law
         if self.warmup not in WARMUP_TREATMENTS:
-            raise ValueError(
+            raise InvalidInput(
                 f"warmup must be one of {WARMUP_TREATMENTS}, got warmup={self.warmup!r}"
             )
         unknown = sorted(set(self.params) - set(law.names))
         missing = [name for name in law.names if name not in self.params]
         if unknown or missing:
-            raise ValueError(
+            raise InvalidInput(
                 f"params of law {law.name!r} must name exactly {list(law.names)}; "
                 f"missing {missing}, unknown {unknown}"
             )
@@ -154,7 +156,7 @@ class TrainingScale:
 
     Example:
       >>> TrainingScale(tokens_per_step=524288, n_params=4e8).cost(24000)["flops"]
-      3.0198989e+19
+      3.01989888e+19
     """
 
     tokens_per_step: float | None = None
@@ -166,7 +168,7 @@ class TrainingScale:
             if value is not None:
                 value = _finite(name, value)
                 if value <= 0:
-                    raise ValueError(f"{name} must be > 0, got {name}={value}")
+                    raise InvalidInput(f"{name} must be > 0, got {name}={value}")
                 object.__setattr__(self, name, value)
 
     @classmethod
@@ -195,16 +197,16 @@ class TrainingScale:
     def steps_for(self, *, tokens: float | None = None, flops: float | None = None) -> int:
         """The number of steps (rounded up) that ``tokens`` or ``flops`` pay for."""
         if (tokens is None) == (flops is None):
-            raise ValueError("give exactly one of tokens or flops")
+            raise InvalidInput("give exactly one of tokens or flops")
         if self.tokens_per_step is None:
-            raise ValueError("a budget in tokens or FLOPs needs tokens_per_step")
+            raise InvalidInput("a budget in tokens or FLOPs needs tokens_per_step")
         if flops is not None:
             if self.n_params is None:
-                raise ValueError("a budget in FLOPs needs n_params (the model size)")
+                raise InvalidInput("a budget in FLOPs needs n_params (the model size)")
             tokens = _finite("flops", flops) / (6.0 * self.n_params)
         tokens = _finite("tokens", tokens)
         if tokens <= 0:
-            raise ValueError(f"the budget must be positive, got {tokens} tokens")
+            raise InvalidInput(f"the budget must be positive, got {tokens} tokens")
         # A budget that is a whole number of steps up to rounding is that number of steps.
         return max(1, math.ceil(tokens / self.tokens_per_step * (1 - 1e-12)))
 
@@ -241,10 +243,10 @@ def _positive_or_none(value: Any) -> float | None:
 
 def _finite(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
+        raise InvalidInput(f"{name} must be a real number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {name}={value}")
+        raise InvalidInput(f"{name} must be finite, got {name}={value}")
     return value
 
 
@@ -277,7 +279,7 @@ def curve_steps(lr: np.ndarray, num_points: int = DEFAULT_NUM_POINTS) -> np.ndar
     [1, 4, 6, 9]
     """
     if num_points < 1:
-        raise ValueError(f"num_points must be >= 1, got num_points={num_points}")
+        raise InvalidInput(f"num_points must be >= 1, got num_points={num_points}")
     last = lr.size - 1
     ramp_end = warmup_steps_of(lr)
     first = min(ramp_end + 1 if ramp_end > 0 else 1, last)
@@ -334,8 +336,8 @@ def _schedule_of(item: Mapping[str, Any] | np.ndarray | Sequence[float], where: 
         if isinstance(item, Mapping):
             return learning_rates(item), dict(item)
         return learning_rates({"type": "explicit", "lr_per_step": item}), None
-    except (ValueError, TypeError) as error:
-        raise ValueError(f"{where}: {error}") from None
+    except (InvalidInput, TypeError) as error:
+        raise InvalidInput(f"{where}: {error}") from None
 
 
 def _default_name(spec: Mapping[str, Any] | None, lr: np.ndarray, j: int) -> str:
@@ -412,12 +414,12 @@ def compare_schedules(
       through one call of :func:`fitting.fit.predict_losses`.
 
     Raises:
-      ValueError: a bad spec (the message says which candidate), or a non-finite prediction.
+      InvalidInput: a bad spec (the message says which candidate), or a non-finite prediction.
     """
     if not schedules:
-        raise ValueError("compare needs at least one schedule")
+        raise InvalidInput("compare needs at least one schedule")
     if names is not None and len(names) != len(schedules):
-        raise ValueError(f"got {len(names)} names for {len(schedules)} schedules")
+        raise InvalidInput(f"got {len(names)} names for {len(schedules)} schedules")
     scale = scale or TrainingScale()
     built = [_schedule_of(item, f"schedules[{j}]") for j, item in enumerate(schedules)]
     lrs = [lr for lr, _ in built]
@@ -428,7 +430,7 @@ def compare_schedules(
     for j, ((lr, spec), steps, loss) in enumerate(zip(built, grids, losses, strict=True)):
         if not np.all(np.isfinite(loss)):
             bad = int(np.flatnonzero(~np.isfinite(loss))[0])
-            raise ValueError(
+            raise InvalidInput(
                 f"schedules[{j}]: the law predicts a non-finite loss at step {int(steps[bad])}"
             )
         forecasts.append(
@@ -489,10 +491,10 @@ def frame_of(spec: Mapping[str, Any]) -> dict[str, Any]:
     3e-05
     """
     if not isinstance(spec, Mapping):
-        raise ValueError(f"schedule: requires a mapping, got {type(spec).__name__}")
+        raise InvalidInput(f"schedule: requires a mapping, got {type(spec).__name__}")
     missing = [key for key in ("peak_lr", "total_steps") if key not in spec]
     if missing:
-        raise ValueError(f"schedule: requires {missing} to plan a cooldown or optimise")
+        raise InvalidInput(f"schedule: requires {missing} to plan a cooldown or optimise")
     peak = _finite("peak_lr", spec["peak_lr"])
     if "min_lr" in spec and spec["min_lr"] is not None:
         floor = _finite("min_lr", spec["min_lr"])
@@ -513,7 +515,7 @@ def frame_of(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def _floor_of(peak_lr: float, min_lr: float | None, min_lr_ratio: float | None) -> float:
     if min_lr is not None and min_lr_ratio is not None:
-        raise ValueError(f"give min_lr or min_lr_ratio, not both: {min_lr}, {min_lr_ratio}")
+        raise InvalidInput(f"give min_lr or min_lr_ratio, not both: {min_lr}, {min_lr_ratio}")
     if min_lr_ratio is not None:
         return _finite("min_lr_ratio", min_lr_ratio) * peak_lr
     return 0.0 if min_lr is None else _finite("min_lr", min_lr)
@@ -615,17 +617,17 @@ def best_cooldown(
     learning_rates({"type": "constant", **frame, "warmup_init_value": warmup_init_value})
     decay_types = list(dict.fromkeys(decay_types))
     if not decay_types:
-        raise ValueError("decay_types must name at least one shape")
+        raise InvalidInput("decay_types must name at least one shape")
     grid = sorted({_finite("fractions", f) for f in fractions})
     if not grid or grid[0] < 0 or grid[-1] > 1:
-        raise ValueError(f"fractions must be a non-empty list in [0, 1], got {list(fractions)}")
+        raise InvalidInput(f"fractions must be a non-empty list in [0, 1], got {list(fractions)}")
     if not tolerance >= 0:
-        raise ValueError(f"tolerance must be >= 0, got tolerance={tolerance}")
+        raise InvalidInput(f"tolerance must be >= 0, got tolerance={tolerance}")
     total = int(total_steps)
     kept = [f for f in grid if int(num_warmup_steps) + round(f * total) <= total]
     skipped = [f for f in grid if f not in kept]
     if not kept:
-        raise ValueError(
+        raise InvalidInput(
             f"no cooldown fraction in {grid} fits after {num_warmup_steps} warmup steps of "
             f"total_steps={total_steps}"
         )
@@ -640,7 +642,7 @@ def best_cooldown(
     ]
     losses = final_losses(model, lrs).reshape(len(decay_types), len(kept))
     if not np.all(np.isfinite(losses)):
-        raise ValueError("the law predicts a non-finite final loss for some cooldown")
+        raise InvalidInput("the law predicts a non-finite final loss for some cooldown")
     i, j = np.unravel_index(np.argmin(losses), losses.shape)
     best_spec = specs[i * len(kept) + j]
     notes = []
@@ -720,9 +722,9 @@ class StepsToTarget:
 
 def _family_template(schedule: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(schedule, Mapping) or "type" not in schedule:
-        raise ValueError("schedule: requires a spec mapping with a 'type'")
+        raise InvalidInput("schedule: requires a spec mapping with a 'type'")
     if schedule["type"] in UNSCALABLE_TYPES:
-        raise ValueError(
+        raise InvalidInput(
             f"schedule: a {schedule['type']!r} schedule has a fixed length; give a family whose "
             "length scales with total_steps (cosine, wsd with decay_fraction, constant, ...)"
         )
@@ -779,7 +781,7 @@ def steps_to_target(
     lo = shortest if min_steps is None else int(min_steps)
     hi = min(DEFAULT_MAX_STEPS, MAX_TOTAL_STEPS) if max_steps is None else int(max_steps)
     if lo < 1 or hi > MAX_TOTAL_STEPS or lo > hi:
-        raise ValueError(
+        raise InvalidInput(
             f"requires 1 <= min_steps <= max_steps <= {MAX_TOTAL_STEPS}, got min_steps={lo}, "
             f"max_steps={hi}"
         )
@@ -803,7 +805,7 @@ def steps_to_target(
         evaluations += totals.size
         if not np.all(np.isfinite(losses)):
             bad = int(np.flatnonzero(~np.isfinite(losses))[0])
-            raise ValueError(f"the law predicts a non-finite final loss at {totals[bad]} steps")
+            raise InvalidInput(f"the law predicts a non-finite final loss at {totals[bad]} steps")
         totals_seen.extend(totals.tolist())
         losses_seen.extend(losses.tolist())
         below = np.flatnonzero(losses <= target)
@@ -877,8 +879,8 @@ def _family_lrs(template: Mapping[str, Any], totals: np.ndarray) -> list[np.ndar
     for total in totals:
         try:
             lrs.append(learning_rates(_at_length(template, int(total))))
-        except (ValueError, TypeError) as error:
-            raise ValueError(f"schedule at total_steps={int(total)}: {error}") from None
+        except (InvalidInput, TypeError) as error:
+            raise InvalidInput(f"schedule at total_steps={int(total)}: {error}") from None
     return lrs
 
 
@@ -911,7 +913,9 @@ def loss_for_budget(
     budgets = {"total_steps": total_steps, "tokens": tokens, "flops": flops}
     given = [name for name, value in budgets.items() if value is not None]
     if len(given) != 1:
-        raise ValueError(f"give exactly one of total_steps, tokens or flops, got {given or 'none'}")
+        raise InvalidInput(
+            f"give exactly one of total_steps, tokens or flops, got {given or 'none'}"
+        )
     if total_steps is None:
         total_steps = scale.steps_for(tokens=tokens, flops=flops)
     template = _family_template(schedule)
@@ -984,7 +988,7 @@ class OptimisedSchedule:
         return _jsonable(values)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@bounded_jit(static_argnums=0, name="plan.final_loss_and_gradient")
 @count_traces("plan.final_loss_and_gradient")
 def _final_loss_and_gradient(law: Law, params, lr, last_step, ramp_end):
     """The prediction at ``last_step`` and its gradient with respect to every rate (by the
@@ -1103,13 +1107,13 @@ def optimise_schedule(
     cosine = learning_rates(cosine_spec)  # checks the frame
     peak, total, warmup = float(peak_lr), int(total_steps), int(num_warmup_steps)
     if not floor < peak:
-        raise ValueError(
+        raise InvalidInput(
             f"requires min_lr < peak_lr to optimise, got min_lr={floor}, peak_lr={peak}"
         )
     if total - warmup < 3:
-        raise ValueError(f"requires at least 3 steps after the warmup, got {total - warmup}")
+        raise InvalidInput(f"requires at least 3 steps after the warmup, got {total - warmup}")
     if int(num_knots) < 1:
-        raise ValueError(f"requires num_knots >= 1, got num_knots={num_knots}")
+        raise InvalidInput(f"requires num_knots >= 1, got num_knots={num_knots}")
     cooldown = best_cooldown(model, **frame, min_lr=floor)
     best_wsd = learning_rates(cooldown.best["spec"])
 
