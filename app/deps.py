@@ -50,6 +50,11 @@ def get_compute(request: Request) -> Compute:
     return request.app.state.compute
 
 
+def get_refits(request: Request):
+    """The background refits of live runs (:class:`app.refits.Refits`)."""
+    return request.app.state.refits
+
+
 async def in_thread(fn: Callable[..., T], *args: Any) -> T:
     """A blocking call (database I/O) in the default thread pool."""
     return await run_in_threadpool(fn, *args)

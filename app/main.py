@@ -1,5 +1,5 @@
-"""Builds the FastAPI app: settings, storage, the compute pool, the routers, the error handlers,
-the request-body limit and the JIT warm-up at start.
+"""Builds the FastAPI app: settings, storage, the compute pool, the routers, the error handlers
+and request ids (``app/errors.py``), the request-body limit and the JIT warm-up at start.
 
 ``create_app(settings)`` is the factory (tests build apps on their own database);
 ``app`` is the module-level instance for ``uvicorn app.main:app``, configured from the
@@ -20,7 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, service
 from app.deps import Compute
-from app.errors import install_error_handlers
+from app.errors import (
+    RequestID,
+    error_body,
+    install_error_handlers,
+    method_table,
+    request_id,
+)
+from app.refits import Refits, refit_run
 from app.routers import fits, health, plans, predictions, runs
 from app.settings import Settings
 from app.storage import Store
@@ -33,7 +40,8 @@ of the learning-rate schedule to them, predict the loss curve of schedules not y
 
 class BodyLimit:
     """413 for a request body over ``max_bytes``: refused on its Content-Length at once, or
-    when the streamed body passes the limit (chunked uploads), before the app sees any of it."""
+    when the streamed body passes the limit (chunked uploads), before the app sees any of it.
+    A Content-Length that is not a number is a malformed request, 422 like the others."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -48,10 +56,11 @@ class BodyLimit:
             try:
                 too_large = int(declared) > self.max_bytes
             except ValueError:
-                await self._refuse(send, 400, "invalid Content-Length header")
+                where = ["header", "content-length"]
+                await self._refuse(scope, send, 422, "not a number", where, "invalid_input")
                 return
             if too_large:
-                await self._refuse(send, 413, self._message(int(declared)))
+                await self._refuse(scope, send, 413, self._message(int(declared)))
                 return
         chunks, size = [], 0
         while True:
@@ -61,7 +70,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(send, 413, self._message(size, streamed=True))
+                await self._refuse(scope, send, 413, self._message(size, streamed=True))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -84,8 +93,16 @@ class BodyLimit:
         return f"{what} the limit of {self.max_bytes} bytes (MAX_BODY_BYTES)"
 
     @staticmethod
-    async def _refuse(send: Send, status: int, detail: str) -> None:
-        payload = json.dumps({"detail": detail}).encode()
+    async def _refuse(
+        scope: Scope,
+        send: Send,
+        status: int,
+        message: str,
+        loc: list[str] | None = None,
+        kind: str = "body_too_large",
+    ) -> None:
+        body = error_body(request_id(scope), message, loc=loc or ["body"], kind=kind)
+        payload = json.dumps(body).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -141,13 +158,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await anyio.to_thread.run_sync(store.create_schema)
     app.state.store = store
     app.state.compute = Compute(settings.compute_threads)
+    app.state.refits = Refits(
+        store,
+        app.state.compute,
+        refit_run,
+        enabled=settings.refit,
+        delay=settings.refit_delay,
+        max_wait=settings.refit_max_wait,
+        max_pending=settings.refit_max_pending,
+    )
     app.state.warmup_state = "warming_up" if settings.warmup else "ok"
     logger.info("losscast %s on %s database", __version__, store.backend)
     try:
         async with anyio.create_task_group() as tasks:
             if settings.warmup:
                 tasks.start_soon(_warm_up, app)
+            tasks.start_soon(app.state.refits.run_forever)
             yield
+            tasks.cancel_scope.cancel()
     finally:
         store.close()
 
@@ -163,9 +191,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings.from_env()
     app.state.warmup_state = "warming_up"
     install_error_handlers(app)
-    for router in (health.router, runs.router, fits.router, predictions.router, plans.router):
+    routers = (health.router, runs.router, fits.router, predictions.router, plans.router)
+    for router in routers:
         app.include_router(router)
+    app.state.method_table = method_table(
+        [*app.routes, *(route for router in routers for route in router.routes)]
+    )
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(RequestID)  # the last added is the outermost: its id reaches every answer
     return app
 
 

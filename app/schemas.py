@@ -25,6 +25,8 @@ MAX_CANDIDATES = 64
 MAX_FIT_RUNS = 64
 #: Most points of one predicted curve (explicit ``steps`` or ``num_points``).
 MAX_CURVE_POINTS = 200_000
+#: Largest ``offset`` of a listing: beyond a SQL BIGINT, the database overflowed (a 500).
+MAX_OFFSET = 2**53
 #: ``law`` of a fit that cross-validates every registered law and keeps the best.
 AUTO = "auto"
 #: The law a fit uses when none is named, and ``auto``'s fallback when it cannot cross-validate.
@@ -85,6 +87,88 @@ class _Model(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
+# Errors: every error answer has this shape (app/errors.py makes them).
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(
+        description=(
+            "where in the request: ['body', 'candidates', 1, 'schedule'], ['query', 'level']; "
+            "[] when the error is about the request as a whole"
+        )
+    )
+    msg: str = Field(description="what is wrong, naming the value")
+    type: str = Field(
+        description=(
+            "the kind: pydantic's error types for requests that do not validate, else one of "
+            "invalid_input, budget_exceeded, body_unparsable, body_too_large, not_found, "
+            "method_not_allowed, conflict, service_unavailable, internal_error"
+        )
+    )
+    ctx: dict[str, Any] | None = Field(None, description="pydantic's context, when it has one")
+
+
+class ErrorOut(BaseModel):
+    detail: list[ErrorItem]
+    request_id: str = Field(
+        description="this request's id, also the X-Request-ID header (the client's, if it sent one)"
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "detail": [
+                        {
+                            "loc": ["body", "candidates", 1, "schedule"],
+                            "msg": "cosine: requires peak_lr > 0, got peak_lr=-1",
+                            "type": "invalid_input",
+                        }
+                    ],
+                    "request_id": "0b5c8f3e4a7d4c1f9e2a6b3d5c7e9f10",
+                }
+            ]
+        }
+    )
+
+
+ERROR_DESCRIPTIONS = {
+    404: "no such resource",
+    409: "the request contradicts what is stored",
+    413: "the request body is over MAX_BODY_BYTES",
+    422: (
+        "the request is invalid: it does not validate, its body cannot be parsed, a value is "
+        "wrong, or it asks for more work than a request may do (type budget_exceeded)"
+    ),
+    500: "a bug in the service; the request id finds its traceback in the server's log",
+    503: "the database is unreachable; retry after Retry-After seconds",
+}
+_REQUEST_ID_HEADER = {
+    "X-Request-ID": {"description": "the request's id", "schema": {"type": "string"}}
+}
+
+
+def error_responses(*codes: int, **descriptions: str) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route for the error codes it can return (500 always), each with
+    the one error shape (:class:`ErrorOut`); ``descriptions`` replace the defaults of
+    :data:`ERROR_DESCRIPTIONS`, keyed ``e404=...``."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code in sorted({*codes, 500}):
+        headers = dict(_REQUEST_ID_HEADER)
+        if code == 503:
+            headers["Retry-After"] = {
+                "description": "seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
+        responses[code] = {
+            "model": ErrorOut,
+            "description": descriptions.get(f"e{code}", ERROR_DESCRIPTIONS[code]),
+            "headers": headers,
+        }
+    return responses
+
+
+# ---------------------------------------------------------------------------------------------
 # Runs.
 
 
@@ -121,8 +205,16 @@ class Points(_Model):
     )
 
 
+GROUP_DOC = (
+    "runs of the same model, data and optimiser: a fit of a running job with with_group (and "
+    "its background refits) uses the group's other runs with it, so that what the job has not "
+    "shown yet (a cooldown) is learned from runs that have"
+)
+
+
 class RunCreate(_Model):
     name: str = Field(min_length=1, max_length=256)
+    group: str | None = Field(None, min_length=1, max_length=256, description=GROUP_DOC)
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="free-form: model size, tokens per step, tags, ..."
     )
@@ -152,6 +244,7 @@ class RunCreate(_Model):
             "examples": [
                 {
                     "name": "25M-cosine_24000",
+                    "group": "25M-llama",
                     "metadata": {"model_size": "25M", "tokens_per_step": 524288},
                     "schedule": COSINE_24000,
                     "points": {"step": [2160, 2288, 2416], "loss": [4.1114, 4.0342, 3.9793]},
@@ -164,6 +257,7 @@ class RunCreate(_Model):
 class RunSummaryOut(BaseModel):
     id: str
     name: str
+    group: str | None = Field(None, description=GROUP_DOC)
     metadata: dict[str, Any]
     lr_source: Literal["schedule", "lr_per_step", "interpolated"]
     lr_source_note: str
@@ -204,12 +298,21 @@ class RunPage(BaseModel):
 
 class FitCreate(_Model):
     run_ids: list[str] = Field(min_length=1, max_length=MAX_FIT_RUNS)
+    with_group: bool = Field(
+        False,
+        description=(
+            "also fit the other runs of these runs' groups (newest first, up to "
+            f"{MAX_FIT_RUNS} runs in all), sharing the law's parameters: how a running job "
+            "borrows strength from complete runs of the same model; the fit's run_ids name "
+            "every run used"
+        ),
+    )
     law: str = Field(
         DEFAULT_LAW,
         description=(
             "a key of fitting.laws.LAWS (GET /v1/laws lists them), or 'auto': cross-validate "
-            "every registered law on these runs (leave one run out; one run: its last 20% of "
-            "steps held out) and fit the one with the lowest held-out PredE; the fit's "
+            "every registered law on these runs (leave one run out; one run: its last 20% and "
+            "40% of steps held out) and fit the one with the lowest held-out PredE; the fit's "
             "selection records every candidate's validation error"
         ),
         json_schema_extra={"enum": [AUTO, *LAWS]},
@@ -284,6 +387,23 @@ class UncertaintyOut(BaseModel):
     )
 
 
+class Identification(BaseModel):
+    parameters: list[str] = Field(description="the law's annealing parameters")
+    identified_by: list[str] = Field(
+        description="the fitted runs whose decay of the rate identifies them (run ids)"
+    )
+    source: Literal["data", "prior", "caller", "none"] = Field(
+        description=(
+            "where their values come from: the runs' data, the prior (no fitted run has decayed "
+            "its rate yet), the request's fixed/bounds, or none (the law has no annealing term)"
+        )
+    )
+    prior: dict[str, Any] | None = Field(
+        None, description="the prior held (parameters, values, covariance, summary)"
+    )
+    note: str = Field(description="the same in words")
+
+
 class FitOut(BaseModel):
     id: str
     law: str = Field(description="the fitted law (with law 'auto': the one chosen)")
@@ -316,6 +436,9 @@ class FitOut(BaseModel):
         ),
     )
     uncertainty_note: str | None = Field(None, description="why there is no uncertainty")
+    identification: Identification | None = Field(
+        None, description="what the fitted runs identify of the law's annealing response"
+    )
     result: dict[str, Any] = Field(description="the fitter's whole FitResult")
     created_at: datetime
 
@@ -447,6 +570,20 @@ class PredictionOut(BaseModel):
     candidates: list[Curve]
 
 
+class Freshness(BaseModel):
+    points_fitted: int = Field(description="this run's points the fit saw")
+    points_stored: int = Field(description="this run's points stored now")
+    current: bool = Field(description="the fit saw every stored point")
+    fitted_at: datetime = Field(description="when the fit was made")
+    refit: Literal["pending", "running", "idle", "off"] = Field(
+        description=(
+            "the background refit of this run: pending (scheduled after recent appends), "
+            "running, idle (nothing to do) or off (refits disabled, or the run has neither a "
+            "group nor an earlier fit)"
+        )
+    )
+
+
 class ForecastOut(BaseModel):
     run_id: str
     fit_id: str
@@ -464,6 +601,11 @@ class ForecastOut(BaseModel):
     interval_note: str | None = Field(None, description="why a band that was asked for is missing")
     metrics: dict[str, float | None] = Field(description="prediction vs logged loss")
     curve: Curve = Field(description="the prediction for the run's own schedule")
+    identification: Identification | None = Field(
+        None, description="what the fit's runs identify (the note says what rests on a prior)"
+    )
+    fit_run_ids: list[str] = Field(default_factory=list, description="the runs the fit used")
+    freshness: Freshness = Field(description="how current the fit is for this run")
 
 
 class HealthOut(BaseModel):

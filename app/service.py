@@ -22,8 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from app import schemas
+from app import budgets, schemas
 from app.errors import Conflict, InputError, NotFound
+from app.policy import fit_report
+from app.settings import Settings
 from app.storage import (
     FitRecord,
     FitRunSnapshot,
@@ -34,13 +36,13 @@ from app.storage import (
     Store,
     json_safe,
 )
-from fitting.fit import COMPILATIONS, DEFAULT_WARMUP, FitResult, Run, fit_law, predict_losses
+from fitting.fit import COMPILATIONS, DEFAULT_WARMUP, Run, fit_law, predict_losses
 from fitting.intervals import Uncertainty, estimate_uncertainty, predict_intervals
 from fitting.laws import LAWS, Law, get_law, natural_bounds
 from fitting.metrics import curve_metrics
 from fitting.plan import curve_steps
 from fitting.schedules import learning_rates, warmup_steps_of
-from fitting.select import Validation, choose_law, cross_validate
+from fitting.select import cross_validate
 
 logger = logging.getLogger("losscast")
 
@@ -146,6 +148,7 @@ def build_run(body: schemas.RunCreate) -> tuple[NewRun, list[str]]:
     warnings = [] if source == "interpolated" else _lr_warnings(lr, steps, point_lr)
     run = NewRun(
         name=body.name,
+        group=body.group,
         metadata=body.metadata,
         lr_source=source,
         schedule=body.schedule,
@@ -184,11 +187,19 @@ class AppendOutcome:
     unchanged: int
 
 
-def append_points(store: Store, run_id: str, points: schemas.Points) -> AppendOutcome:
+def append_points(
+    store: Store, run_id: str, points: schemas.Points, settings: Settings | None = None
+) -> AppendOutcome:
     """Append points to a run, idempotent on step.
 
     A step already stored with the same loss (and lr, if both have one) is skipped; with a
     different value it is a conflict (409). New steps must come after the last stored one.
+
+    New points carry a logged ``lr`` exactly when the stored ones do (else a 422 naming
+    ``lr``): the store keeps an lr for every point of a run or for none, so an append without
+    lr used to drop the lr of every earlier point, and one with lr to a run without would drop
+    the new values. Refusing loses nothing; the client resends with (or without) lr. The run
+    as it would be stored is held to the request budgets of ``settings`` (``app/budgets.py``).
     """
     steps = np.asarray(points.step, dtype=np.int64)
     loss = np.asarray(points.loss, dtype=np.float64)
@@ -224,17 +235,28 @@ def append_points(store: Store, run_id: str, points: schemas.Points) -> AppendOu
                 f"run {current.id!r}: step {first_new} is not logged and lies before the last "
                 f"logged step {current.last_step}; points can only be appended after it"
             )
+        if current.point_lr is not None and point_lr is None:
+            raise InputError(
+                f"run {current.id!r}: its points carry a logged lr, so the new points must carry "
+                "a logged lr too (a run keeps an lr for every point or for none)",
+                "lr",
+            )
+        if current.point_lr is None and point_lr is not None:
+            raise InputError(
+                f"run {current.id!r}: its points carry no logged lr, so leave lr out of the new "
+                "points (a run keeps an lr for every point or for none)",
+                "lr",
+            )
         all_steps = np.concatenate([current.steps, steps[new]])
         all_loss = np.concatenate([current.loss, loss[new]])
+        interpolated = current.lr_source == "interpolated"
+        length = int(all_steps[-1]) + 1 if interpolated else current.total_steps
+        budgets.check_run(settings, int(all_steps.size), length)
         all_lr = None
-        if current.lr_source == "interpolated":
-            _check_point_lr(point_lr, "points.lr")
+        if point_lr is not None:
+            _check_point_lr(point_lr, "lr")
             all_lr = np.concatenate([current.point_lr, point_lr[new]])
-            lr = interpolated_lr(all_steps, all_lr)
-        else:
-            if current.point_lr is not None and point_lr is not None:
-                all_lr = np.concatenate([current.point_lr, point_lr[new]])
-            lr = run_lr(current)
+        lr = interpolated_lr(all_steps, all_lr) if interpolated else run_lr(current)
         _checked_run(lr, all_steps, all_loss, current.name, "points")
         return PointsUpdate(all_steps, all_loss, all_lr, int(lr.size))
 
@@ -260,6 +282,7 @@ def summary_out(run) -> dict[str, Any]:
     return {
         "id": run.id,
         "name": run.name,
+        "group": run.group,
         "metadata": run.metadata,
         "lr_source": run.lr_source,
         "lr_source_note": schemas.LR_SOURCE_NOTES[run.lr_source],
@@ -289,50 +312,27 @@ def parse_metadata_filters(filters: Sequence[str]) -> dict[str, Any]:
     return parsed
 
 
-def parse_run_csv(content: bytes) -> schemas.Points:
-    """A CSV with a header naming ``step`` and ``loss`` columns (``lr`` optional)."""
-    try:
-        text = content.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InputError(f"not UTF-8 text ({error})", "file") from error
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) < 2:
-        raise InputError("needs a header line (step,lr,loss) and at least one row", "file")
-    header = [name.strip().lower() for name in lines[0].split(",")]
-    missing = {"step", "loss"} - set(header)
-    if missing or len(set(header)) != len(header):
-        raise InputError(
-            f"header must name columns step and loss (lr optional), got {lines[0]!r}", "file"
-        )
-    columns: dict[str, list[float]] = {name: [] for name in header}
-    for number, line in enumerate(lines[1:], start=2):
-        cells = line.split(",")
-        if len(cells) != len(header):
-            raise InputError(f"line {number}: expected {len(header)} values, got {line!r}", "file")
-        for name, cell in zip(header, cells, strict=True):
-            try:
-                columns[name].append(float(cell))
-            except ValueError:
-                raise InputError(
-                    f"line {number}: {name}={cell!r} is not a number", "file"
-                ) from None
-    steps = np.asarray(columns["step"])
-    bad = np.flatnonzero(~np.isfinite(steps) | (steps != np.round(steps)) | (steps < 0))
-    if bad.size:
-        raise InputError(f"line {bad[0] + 2}: step must be a non-negative integer", "file")
-    try:
-        return schemas.Points(
-            step=[int(s) for s in steps], loss=columns["loss"], lr=columns.get("lr")
-        )
-    except ValueError as error:
-        raise InputError(str(error), "file") from error
-
-
 # ---------------------------------------------------------------------------------------------
 # Fits.
 
 
-FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+def fit_run_ids(store: Store, run_ids: Sequence[str], with_group: bool) -> list[str]:
+    """``run_ids``, then (``with_group``) the other runs of their groups, newest first, up to
+    :data:`~app.schemas.MAX_FIT_RUNS` runs in all."""
+    chosen = list(run_ids)
+    if not with_group:
+        return chosen
+    groups = []
+    for record in store.get_runs(chosen):
+        if record.group is not None and record.group not in groups:
+            groups.append(record.group)
+    for group in groups:
+        for run_id in store.group_run_ids(group, schemas.MAX_FIT_RUNS):
+            if len(chosen) >= schemas.MAX_FIT_RUNS:
+                return chosen
+            if run_id not in chosen:
+                chosen.append(run_id)
+    return chosen
 
 
 def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
@@ -343,7 +343,7 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
         _law(body.law)
     if len(set(body.run_ids)) != len(body.run_ids):
         raise InputError(f"each run may appear once, got {body.run_ids}", "run_ids")
-    records = store.get_runs(body.run_ids)
+    records = store.get_runs(fit_run_ids(store, body.run_ids, body.with_group))
     runs, snapshots = [], []
     for record in records:
         lr = run_lr(record)
@@ -364,125 +364,18 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
                 loss=record.loss,
             )
         )
-    began = time.perf_counter()
-    options = {
-        "warmup": body.warmup,
-        "min_step": body.min_step,
-        "fixed": body.fixed,
-        "bounds": body.bounds,
-        "huber_delta": body.huber_delta,
-    }
-    alternatives: list[FitResult] = []
-    if body.law == schemas.AUTO:
-        law, result, validation, selection = _chosen_fit(runs, options)
-        if body.intervals and not isinstance(validation, str):
-            alternatives = _other_laws(law, runs, options)
-    else:
-        law, selection = _law(body.law), None
-        result = _fit(law, runs, options)
-        validation = _validated(law, runs, options) if body.intervals else None
-    uncertainty, note = None, None
-    if isinstance(validation, str):  # why there is no cross-validation
-        note, validation = f"no prediction intervals: {validation}", None
-    if not body.intervals:
-        note = "no prediction intervals: the fit was asked for without them (intervals: false)"
-    elif validation is not None:
-        uncertainty, note = _uncertainty(law, result, runs, validation, alternatives)
-    stored = {
-        **result.to_dict(),
-        "selection": selection,
-        "validation": None if validation is None else validation.summary(),
-        "uncertainty": None if uncertainty is None else uncertainty.to_dict(),
-        "uncertainty_note": note,
-        "total_seconds": time.perf_counter() - began,  # with the cross-validation
-    }
+    law, stored = fit_report(runs, body)
+    stored["points_fitted"] = {record.id: record.num_points for record in records}
     return store.create_fit(
         NewFit(
             law=law.name,
-            params=result.params,
-            converged=result.converged,
-            result=json_safe(stored),
+            params=stored["params"],
+            converged=stored["converged"],
+            result=stored,
             options=body.model_dump(exclude={"run_ids"}),
             runs=snapshots,
         )
     )
-
-
-def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult:
-    try:
-        return fit_law(law, runs, **options)
-    except FIT_ERRORS as error:
-        raise InputError(f"the fit failed: {error}") from error
-
-
-def _validated(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> Validation | str:
-    """The law's cross-validation on ``runs``, or why there is none (too few points)."""
-    try:
-        validation = cross_validate(law, runs, **options)
-    except FIT_ERRORS as error:
-        return f"cannot cross-validate: {error}"
-    if not validation.log_residuals:
-        return "cannot cross-validate: no fold could be fitted and predict held-out points"
-    return validation
-
-
-def _chosen_fit(
-    runs: Sequence[Run], options: Mapping[str, Any]
-) -> tuple[Law, FitResult, Validation | str, dict[str, Any]]:
-    """``law: auto``: every registered law cross-validated, the best fitted to all runs
-    (:func:`fitting.select.choose_law`). Without enough points to cross-validate, the default
-    law is fitted and the selection says why."""
-    try:
-        result, chosen, validations = choose_law(runs, **options)
-    except FIT_ERRORS as error:  # too few points to hold any out (or every law's fit failed)
-        law = _law(schemas.DEFAULT_LAW)
-        result = _fit(law, runs, options)
-        reason = f"cannot cross-validate: {error}"
-        selection = {
-            "chosen": law.name,
-            "scheme": None,
-            "candidates": [],
-            "note": f"no choice by evidence ({reason}); fitted the default law {law.name!r}",
-        }
-        return law, result, reason, selection
-    selection = {
-        "chosen": chosen.law,
-        "scheme": chosen.scheme,
-        "candidates": [validation.summary() for validation in validations],
-    }
-    validation = chosen if chosen.log_residuals else "no fold of the chosen law could be fitted"
-    return _law(result.law), result, validation, selection
-
-
-def _other_laws(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> list[FitResult]:
-    """With ``auto``, every other registered law fitted to the same runs: their disagreement with
-    the chosen law widens its bands (:mod:`fitting.intervals`). A law whose fit fails is left
-    out."""
-    fits = []
-    for other in LAWS.values():
-        if other.name != law.name:
-            try:
-                fits.append(fit_law(other, runs, **options))
-            except FIT_ERRORS:
-                continue
-    return fits
-
-
-def _uncertainty(
-    law: Law,
-    result: FitResult,
-    runs: Sequence[Run],
-    validation: Validation,
-    alternatives: Sequence[FitResult] = (),
-) -> tuple[Uncertainty | None, str | None]:
-    try:
-        uncertainty = estimate_uncertainty(law, result, runs, validation, alternatives)
-    except FIT_ERRORS as error:
-        return None, f"no prediction intervals: the uncertainty could not be estimated ({error})"
-    numbers = [uncertainty.noise, uncertainty.autocorrelation, uncertainty.model_error]
-    if not (np.all(np.isfinite(uncertainty.covariance)) and np.all(np.isfinite(numbers))):
-        return None, "no prediction intervals: the estimated uncertainty is not finite"
-    return uncertainty, None
 
 
 def stored_uncertainty(fit: FitRecord) -> tuple[Uncertainty | None, str | None]:
@@ -550,6 +443,7 @@ def fit_out(fit: FitRecord) -> dict[str, Any]:
         "validation": fit.result.get("validation"),
         "uncertainty": _uncertainty_out(fit),
         "uncertainty_note": stored_uncertainty(fit)[1],
+        "identification": fit.result.get("identification") or None,
         "result": fit.result,
         "created_at": fit.created_at,
     }
@@ -844,10 +738,16 @@ def fit_curve(
 
 
 def forecast(
-    store: Store, run_id: str, fit_id: str | None, num_points: int, level: float | None
+    store: Store,
+    run_id: str,
+    fit_id: str | None,
+    num_points: int,
+    level: float | None,
+    refit: str = "off",
 ) -> dict[str, Any]:
     """The run's logged points with the prediction, for its own schedule, of its latest fit
-    (with its ``level`` band, and how many logged points lie inside it)."""
+    (or ``fit_id``), with its ``level`` band (:func:`forecast_out`); ``refit`` is the state of
+    the run's background refit (:mod:`app.refits`)."""
     run = store.get_run(run_id)
     if fit_id is None:
         fit = store.latest_fit_for_run(run_id)
@@ -858,6 +758,25 @@ def forecast(
             )
     else:
         fit = store.get_fit(fit_id, with_runs=False)
+    seen = fit.result.get("points_fitted", {}).get(run.id)
+    if seen is None:  # fits made before they recorded it: the snapshot knows
+        snapshot = next((s for s in store.get_fit(fit.id).runs or () if s.run_id == run.id), None)
+        seen = 0 if snapshot is None else int(snapshot.steps.size)
+    return forecast_out(run, fit, num_points, level, refit, int(seen))
+
+
+def forecast_out(
+    run: RunRecord,
+    fit: FitRecord,
+    num_points: int,
+    level: float | None,
+    refit: str = "off",
+    points_fitted: int | None = None,
+) -> dict[str, Any]:
+    """ForecastOut's fields: the prediction of ``fit`` for ``run``'s own schedule, with its
+    ``level`` band at the logged steps and on the curve, how many logged points lie inside it,
+    what the fit's runs identify, and how current the fit is (``points_fitted`` of the run's
+    points seen by the fit, default all). No storage: the CLI calls it too."""
     model = model_of_fit(fit)
     lr = run_lr(run)
     grid = curve_steps(lr, num_points)
@@ -875,6 +794,7 @@ def forecast(
     points = {"step": run.steps.tolist(), "loss": run.loss.tolist()}
     if run.point_lr is not None:
         points["lr"] = run.point_lr.tolist()
+    seen = run.num_points if points_fitted is None else points_fitted
     return {
         "run_id": run.id,
         "fit_id": fit.id,
@@ -899,15 +819,25 @@ def forecast(
             "total_steps": int(lr.size),
             "warmup_end": warmup_steps_of(lr),
         },
+        "identification": fit.result.get("identification") or None,
+        "fit_run_ids": fit.run_ids,
+        "freshness": {
+            "points_fitted": seen,
+            "points_stored": run.num_points,
+            "current": seen >= run.num_points,
+            "fitted_at": fit.created_at,
+            "refit": refit,
+        },
     }
 
 
 # ---------------------------------------------------------------------------------------------
 # JIT warm-up.
 
-# The shapes warmed: a joint fit of three runs of up to 24,576 steps with up to 192 logged
-# points each (the three MPL fitting runs are of this size), and one-candidate predictions at
-# 300 points (the default grid) for schedules of up to 24,576 and up to 98,304 steps.
+# The shapes warmed (fitting.padding): a joint fit of three runs (padded to four) of up to 32,768
+# steps with up to 256 logged points each (the three MPL fitting runs are of this size), and
+# predictions at 300 points (the default grid, padded to 512) for schedules of up to 32,768 and
+# up to 131,072 steps.
 WARMUP_SCHEDULES = (
     {
         "type": "cosine",

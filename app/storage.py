@@ -16,7 +16,8 @@ Tables:
   a hash of the learning rates), so appending to a run or deleting it later leaves the fit as
   it was. No foreign key to ``runs`` for that reason.
 
-The schema is created at start (``create_schema``); there are no migrations yet (version 1).
+The schema is created at start (``create_schema``); there are no migrations yet (version 2:
+version 1 lacked ``runs.group_name``, which ``create_schema`` adds).
 Nothing here knows HTTP or numerics beyond encoding arrays.
 """
 
@@ -46,7 +47,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -123,6 +126,7 @@ class RunRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(256), index=True)
+    group: Mapped[str | None] = mapped_column("group_name", String(256), index=True, nullable=True)
     meta: Mapped[dict] = mapped_column("metadata", JSON)
     lr_source: Mapped[str] = mapped_column(String(16))
     schedule: Mapped[dict | None] = mapped_column(JSON, nullable=True)
@@ -177,6 +181,7 @@ class FitRunRow(Base):
 @dataclass
 class NewRun:
     name: str
+    group: str | None
     metadata: dict
     lr_source: str  # "schedule" | "lr_per_step" | "interpolated"
     schedule: dict | None
@@ -191,6 +196,7 @@ class NewRun:
 class RunSummary:
     id: str
     name: str
+    group: str | None
     metadata: dict
     lr_source: str
     schedule: dict | None
@@ -261,6 +267,7 @@ def _summary(row: RunRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
+        "group": row.group,
         "metadata": row.meta or {},
         "lr_source": row.lr_source,
         "schedule": row.schedule,
@@ -281,6 +288,45 @@ def _run_record(row: RunRow) -> RunRecord:
         loss=decode_floats(row.loss),
         point_lr=decode_floats(row.point_lr),
         lr_per_step=decode_floats(row.lr_per_step),
+    )
+
+
+def unsaved_run(run: NewRun, run_id: str) -> RunRecord:
+    """The record ``run`` would have once stored, without a database (the CLI's in-process
+    fits)."""
+    now = _now()
+    return RunRecord(
+        id=run_id,
+        name=run.name,
+        group=run.group,
+        metadata=run.metadata,
+        lr_source=run.lr_source,
+        schedule=run.schedule,
+        num_points=int(run.steps.size),
+        first_step=int(run.steps[0]),
+        last_step=int(run.steps[-1]),
+        total_steps=int(run.total_steps),
+        version=1,
+        created_at=now,
+        updated_at=now,
+        steps=run.steps,
+        loss=run.loss,
+        point_lr=run.point_lr,
+        lr_per_step=run.lr_per_step,
+    )
+
+
+def unsaved_fit(law: str, result: dict, options: dict, run_ids: Sequence[str]) -> FitRecord:
+    """The record of a fit that is not stored (the CLI's in-process fits): no id."""
+    return FitRecord(
+        id=None,
+        law=law,
+        params=dict(result["params"]),
+        converged=bool(result["converged"]),
+        result=result,
+        options=options,
+        run_ids=list(run_ids),
+        created_at=_now(),
     )
 
 
@@ -356,6 +402,12 @@ class Store:
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)
+        # Databases made before runs had a group (schema version 1) gain the nullable column.
+        columns = {c["name"] for c in inspect(self.engine).get_columns("runs")}
+        if "group_name" not in columns:
+            with self.engine.begin() as connection:
+                connection.execute(text("ALTER TABLE runs ADD COLUMN group_name VARCHAR(256)"))
+                connection.execute(text("CREATE INDEX ix_runs_group_name ON runs (group_name)"))
 
     def drop_schema(self) -> None:
         """For tests: remove every table."""
@@ -375,6 +427,7 @@ class Store:
         row = RunRow(
             id=new_id("run"),
             name=run.name,
+            group=run.group,
             meta=json_safe(run.metadata),
             lr_source=run.lr_source,
             schedule=json_safe(run.schedule),
@@ -418,18 +471,21 @@ class Store:
         *,
         name: str | None = None,
         name_contains: str | None = None,
+        group: str | None = None,
         metadata: dict[str, Any] | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[RunSummary], int]:
-        """Runs, newest first, filtered by exact name, name substring and metadata equality;
-        returns one page and the total number that match."""
+        """Runs, newest first, filtered by exact name, name substring, group and metadata
+        equality; returns one page and the total number that match."""
         columns = [c for c in RunRow.__table__.columns if not isinstance(c.type, LargeBinary)]
         query = select(*columns).order_by(RunRow.created_at.desc(), RunRow.id)
         if name is not None:
             query = query.where(RunRow.name == name)
         if name_contains:
             query = query.where(RunRow.name.contains(name_contains, autoescape=True))
+        if group is not None:
+            query = query.where(RunRow.group == group)
         with self._sessions() as session:
             if not metadata:
                 total = session.scalar(select(func.count()).select_from(query.subquery()))
@@ -447,6 +503,7 @@ class Store:
     def _summary_of(row) -> RunSummary:
         values = row._asdict()
         values["meta"] = values.pop("metadata")
+        values["group"] = values.pop("group_name")
         return RunSummary(**_summary(RunRow(**values)))
 
     def update_points(self, run_id: str, merge: Callable[[RunRecord], PointsUpdate | None]):
@@ -570,6 +627,17 @@ class Store:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
             rows = session.scalars(query.limit(limit).offset(offset)).all()
             return [_fit_record(row) for row in rows], int(total or 0)
+
+    def group_run_ids(self, group: str, limit: int) -> list[str]:
+        """The ids of a group's runs, newest first, at most ``limit``."""
+        query = (
+            select(RunRow.id)
+            .where(RunRow.group == group)
+            .order_by(RunRow.created_at.desc(), RunRow.id)
+            .limit(limit)
+        )
+        with self._sessions() as session:
+            return list(session.scalars(query))
 
     def latest_fit_for_run(self, run_id: str) -> FitRecord | None:
         fits, _ = self.list_fits(run_id=run_id, limit=1)

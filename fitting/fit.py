@@ -20,7 +20,8 @@ with L-BFGS-B (scipy) on the exact jitted value-and-gradient from JAX, in the la
 coordinates, within bounds; the best refinement wins.
 
 Arrays are padded to shape buckets (:mod:`fitting.padding`) so a new curve length rarely means a
-new compilation; :data:`COMPILATIONS` counts the traces of each kernel.
+new compilation; :data:`COMPILATIONS` counts the traces of each kernel, and each kernel keeps at
+most :data:`fitting.compiled.MAX_EXECUTABLES` executables loaded (least recently used evicted).
 """
 
 from __future__ import annotations
@@ -38,15 +39,19 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.optimize
 
+from fitting.compiled import bounded_jit
+from fitting.errors import InvalidInput
 from fitting.laws import Law, from_fit_coordinates, natural_bounds, to_fit_coordinates
 from fitting.metrics import curve_metrics
 from fitting.padding import (
     bucket_size,
+    fit_shape,
     pad_points,
     pad_schedule,
-    schedule_length_bucket,
+    prediction_shape,
     stacked_schedules,
 )
+from fitting.priors import Prior, identifies_annealing, reference_of
 from fitting.schedules import warmup_steps_of
 
 WARMUP_TREATMENTS = ("exclude", "include")
@@ -81,35 +86,35 @@ class Run:
         loss = np.asarray(self.loss, dtype=np.float64)
         label = f"run {self.name!r}" if self.name else "run"
         if lr.ndim != 1 or lr.size == 0:
-            raise ValueError(f"{label}: lr must be a non-empty 1-D array, got shape {lr.shape}")
+            raise InvalidInput(f"{label}: lr must be a non-empty 1-D array, got shape {lr.shape}")
         if not np.all(np.isfinite(lr)) or np.any(lr < 0):
             bad = int(np.flatnonzero(~np.isfinite(lr) | (lr < 0))[0])
-            raise ValueError(f"{label}: lr must be finite and >= 0, got lr[{bad}]={lr[bad]}")
+            raise InvalidInput(f"{label}: lr must be finite and >= 0, got lr[{bad}]={lr[bad]}")
         if steps.ndim != 1 or loss.ndim != 1 or steps.shape != loss.shape:
-            raise ValueError(
+            raise InvalidInput(
                 f"{label}: steps and loss must be 1-D of equal length, got {steps.shape} and "
                 f"{loss.shape}"
             )
         if steps.size == 0:
-            raise ValueError(f"{label}: no logged points")
+            raise InvalidInput(f"{label}: no logged points")
         if not np.issubdtype(steps.dtype, np.integer):
             if not np.all(np.isfinite(steps)) or np.any(steps != np.round(steps)):
-                raise ValueError(f"{label}: steps must be integers")
+                raise InvalidInput(f"{label}: steps must be integers")
             steps = steps.astype(np.int64)
         if np.any(np.diff(steps) <= 0):
             bad = int(np.flatnonzero(np.diff(steps) <= 0)[0])
-            raise ValueError(
+            raise InvalidInput(
                 f"{label}: steps must be strictly increasing, got steps[{bad}]={steps[bad]} then "
                 f"steps[{bad + 1}]={steps[bad + 1]}"
             )
         if steps[0] < 0 or steps[-1] >= lr.size:
-            raise ValueError(
+            raise InvalidInput(
                 f"{label}: logged steps must lie in [0, {lr.size}) (the schedule's length), got "
                 f"{steps[0]}..{steps[-1]}"
             )
         if not np.all(np.isfinite(loss)) or np.any(loss <= 0):
             bad = int(np.flatnonzero(~np.isfinite(loss) | (loss <= 0))[0])
-            raise ValueError(f"{label}: loss must be finite and > 0, got loss[{bad}]={loss[bad]}")
+            raise InvalidInput(f"{label}: loss must be finite and > 0, got loss[{bad}]={loss[bad]}")
         object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "steps", steps.astype(np.int64))
         object.__setattr__(self, "loss", loss)
@@ -139,6 +144,9 @@ class FitResult:
       min_step: logged points before it were skipped.
       metrics: per fitted run, the metrics of :mod:`fitting.metrics`.
       seconds: wall time of the fit.
+      identification: what the runs identify (:func:`identify`): the law's annealing
+        parameters, the runs whose decay of the rate identifies them, the prior they were held
+        at otherwise (``prior``, see :class:`fitting.priors.Prior`) and a note in words.
     """
 
     law: str
@@ -157,6 +165,7 @@ class FitResult:
     huber_delta: float
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
+    identification: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -169,7 +178,7 @@ class FitResult:
 def ramp_end_of(lr: np.ndarray, warmup: str) -> int:
     """Index before which annealing terms ignore rate changes (the warmup ramp's end, or 0)."""
     if warmup not in WARMUP_TREATMENTS:
-        raise ValueError(f"warmup must be one of {WARMUP_TREATMENTS}, got warmup={warmup!r}")
+        raise InvalidInput(f"warmup must be one of {WARMUP_TREATMENTS}, got warmup={warmup!r}")
     return warmup_steps_of(lr) if warmup == "exclude" else 0
 
 
@@ -177,11 +186,13 @@ def _batch(runs: Sequence[Run], warmup: str, like: Sequence[Run] = ()) -> dict[s
     """Stack runs into padded arrays: lr (R, T), steps/loss/mask (R, N), ramp_end (R,); sized
     for the largest of ``runs`` and ``like`` (number of runs, length, points)."""
     every = [*runs, *like]
-    length = schedule_length_bucket(max(run.lr.size for run in every))
-    points = bucket_size(max(run.steps.size for run in every), minimum=16)
     # The number of runs is padded too, with copies of the first run whose points are all masked
     # out (they weigh nothing), so fits of 3 and 4 runs share one compilation.
-    count = bucket_size(max(len(runs), len(like)))
+    length, points, count = fit_shape(
+        max(run.lr.size for run in every),
+        max(run.steps.size for run in every),
+        max(len(runs), len(like)),
+    )
     rows = list(runs) + [runs[0]] * (count - len(runs))
     return {
         "lr": np.stack([pad_schedule(run.lr, length) for run in rows]),
@@ -243,13 +254,13 @@ def count_traces(name: str):
     return count
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@bounded_jit(static_argnums=0, name="fit.value_and_grad")
 @count_traces("fit.value_and_grad")
 def _value_and_grad(law: Law, fitted, batch, delta):
     return jax.value_and_grad(_objective_in_fit_coordinates, argnums=1)(law, fitted, batch, delta)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@bounded_jit(static_argnums=0, name="fit.starts")
 @count_traces("fit.starts")
 def _solve_starts(law: Law, starts, batch, delta, lower, upper):
     """For each start (natural values, linear ones ignored), solve the linear parameters by
@@ -291,7 +302,7 @@ def _solve_starts(law: Law, starts, batch, delta, lower, upper):
     return jax.lax.map(complete, starts)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@bounded_jit(static_argnums=0, name="predict")
 @count_traces("predict")
 def _predict_jit(law: Law, params, lr, steps, ramp_end):
     return _predict_batch(law, params, lr, steps, ramp_end)
@@ -380,18 +391,18 @@ def _fit_law(
 ):
     began = time.perf_counter()
     if not runs:
-        raise ValueError("fit needs at least one run")
+        raise InvalidInput("fit needs at least one run")
     if not huber_delta > 0:
-        raise ValueError(f"huber_delta must be > 0, got huber_delta={huber_delta}")
+        raise InvalidInput(f"huber_delta must be > 0, got huber_delta={huber_delta}")
     if refined_starts is None:
         refined_starts = law.refined_starts or DEFAULT_REFINED_STARTS
     if refined_starts < 1:
-        raise ValueError(f"refined_starts must be >= 1, got refined_starts={refined_starts}")
+        raise InvalidInput(f"refined_starts must be >= 1, got refined_starts={refined_starts}")
     kept = []
     for run in runs:
         keep = run.steps >= min_step
         if not np.any(keep):
-            raise ValueError(
+            raise InvalidInput(
                 f"run {run.name!r}: no logged point at or after min_step={min_step} "
                 f"(last logged step {int(run.steps[-1])})"
             )
@@ -409,15 +420,24 @@ def _fit_law(
     for name, (low, high) in dict(bounds or {}).items():
         i = _parameter_index(law, name)
         if not low <= high:
-            raise ValueError(f"bounds for {name!r} must satisfy lower <= upper, got {low}, {high}")
+            raise InvalidInput(
+                f"bounds for {name!r} must satisfy lower <= upper, got {low}, {high}"
+            )
         box[i] = [max(low, box[i, 0]), min(high, box[i, 1])]
     for name, value in fixed.items():
         i = _parameter_index(law, name)
         if not box[i, 0] <= value <= box[i, 1]:
-            raise ValueError(
+            raise InvalidInput(
                 f"fixed {name}={value} lies outside its bounds [{box[i, 0]}, {box[i, 1]}]"
             )
         box[i] = [value, value]
+    identification, prior = identify(law, runs, set(fixed) | set(bounds or {}))
+    if prior is not None:
+        natural = natural_bounds(law)
+        for name, value in prior.values.items():
+            i = law.index(name)
+            held = float(np.clip(value, *natural[i]))
+            box[i] = [held, held]
     lower, upper = box[:, 0], box[:, 1]
 
     batch = {k: jnp.asarray(v) for k, v in _batch(runs, warmup, like).items()}
@@ -488,6 +508,7 @@ def _fit_law(
         warmup=warmup,
         min_step=int(min_step),
         huber_delta=float(huber_delta),
+        identification=identification,
     )
     predictions = predict_runs(law, result.params, runs, warmup, like)
     result.metrics = {
@@ -498,9 +519,44 @@ def _fit_law(
     return result
 
 
+def identify(
+    law: Law, runs: Sequence[Run], chosen: set[str] = frozenset()
+) -> tuple[dict, Prior | None]:
+    """What ``runs`` identify of ``law``'s annealing response (:mod:`fitting.priors`).
+
+    Returns ``(identification, prior)``: a JSON-ready record -- ``parameters`` (the law's
+    annealing parameters), ``identified_by`` (the runs whose rate has dropped enough before
+    their last logged point), ``source`` ("data", "prior", "caller" when the caller fixed or
+    bounded one of them, or "none" for a law without an annealing response), ``prior`` and
+    ``note`` (in words) -- and the :class:`~fitting.priors.Prior` to hold the parameters at, or
+    None when the data identify them (or the caller chose them in ``chosen``).
+    """
+    names = list(law.annealing)
+    by = [run.name for run in runs if identifies_annealing(run.lr, int(run.steps[-1]))]
+    record = {"parameters": names, "identified_by": by, "source": "data", "prior": None}
+    listed = ", ".join(names)
+    if not names:
+        return {**record, "source": "none", "note": "the law has no annealing response"}, None
+    if by:
+        note = f"the annealing response ({listed}) is identified by the decay of the rate in {by}"
+        return {**record, "note": note}, None
+    if chosen & set(names) or law.annealing_prior is None:
+        note = (
+            f"no decay of the rate observed in the fitted runs: the annealing response ({listed}) "
+            "is not identified by them and rests on the values the request fixed or bounded"
+        )
+        return {**record, "source": "caller", "note": note}, None
+    prior = law.annealing_prior(reference_of([r.lr for r in runs], [r.loss for r in runs]))
+    note = (
+        f"no LR decay observed yet: the cooldown's gain ({listed}) comes from the prior, not "
+        f"from these runs ({prior.summary})"
+    )
+    return {**record, "source": "prior", "prior": prior.to_dict(), "note": note}, prior
+
+
 def _parameter_index(law: Law, name: str) -> int:
     if name not in law.names:
-        raise ValueError(f"law {law.name!r} has no parameter {name!r}; it has {list(law.names)}")
+        raise InvalidInput(f"law {law.name!r} has no parameter {name!r}; it has {list(law.names)}")
     return law.index(name)
 
 
@@ -533,9 +589,11 @@ def pad_candidates(
     ``lr`` (B, T) in one aligned buffer, ``steps`` (B, N), ``ramp_end`` (B,); rows beyond the
     candidates repeat the first. ``at_least = (T, N, B)`` sizes the buckets for at least that
     schedule length, number of steps and number of candidates."""
-    length = schedule_length_bucket(max(at_least[0], *(lr.size for lr in schedules)))
-    points = bucket_size(max(at_least[1], *(s.size for s in steps), 1), minimum=16)
-    count = bucket_size(max(at_least[2], len(schedules)))
+    length, points, count = prediction_shape(
+        max(at_least[0], *(lr.size for lr in schedules)),
+        max(at_least[1], *(s.size for s in steps), 1),
+        max(at_least[2], len(schedules)),
+    )
     rows = list(range(len(schedules))) + [0] * (count - len(schedules))
     return (
         stacked_schedules(schedules, length, count),
@@ -574,12 +632,12 @@ def predict_losses(
         return []
     missing = [name for name in law.names if name not in params]
     if missing:
-        raise ValueError(f"params for law {law.name!r} lack {missing}")
+        raise InvalidInput(f"params for law {law.name!r} lack {missing}")
     schedules = [np.asarray(lr, dtype=np.float64) for lr in schedules]
     steps = [np.asarray(s, dtype=np.int64) for s in steps]
     for j, (lr, s) in enumerate(zip(schedules, steps, strict=True)):
         if s.size and (s.min() < 0 or s.max() >= lr.size):
-            raise ValueError(
+            raise InvalidInput(
                 f"candidate {j}: steps must lie in [0, {lr.size}), got {s.min()}..{s.max()}"
             )
     padded_lr, padded_steps, ramp_ends = pad_candidates(schedules, steps, warmup, at_least)

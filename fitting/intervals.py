@@ -52,7 +52,6 @@ Without a cross-validation (one fold cannot be jackknifed), only the first two t
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -61,7 +60,9 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from fitting.fit import FitResult, Run, pad_candidates, predict_losses
+from fitting.compiled import bounded_jit
+from fitting.errors import InvalidInput
+from fitting.fit import FitResult, Run, count_traces, pad_candidates, predict_losses
 from fitting.laws import Law, from_fit_coordinates, get_law, to_fit_coordinates
 from fitting.select import Validation
 
@@ -120,7 +121,8 @@ def _log_prediction(law: Law, fitted, lr, steps, ramp_end):
     return jnp.log(jnp.maximum(predicted, 1e-12))
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@bounded_jit(static_argnums=0, name="intervals.log_prediction_and_jacobian")
+@count_traces("intervals.log_prediction_and_jacobian")
 def _log_prediction_and_jacobian(law: Law, fitted, lr, steps, ramp_end):
     """Log prediction ``(B, n)`` and its Jacobian ``(B, n, P)`` in fit coordinates."""
 
@@ -184,10 +186,32 @@ def estimate_uncertainty(
         meat = j.T @ ((weights**2)[:, None] * j)
         inflation = (1 + rho) / (1 - rho)
         covariance[np.ix_(free, free)] = inflation * noise**2 * bread @ meat @ bread
+    prior = (result.identification or {}).get("prior")
+    if prior:
+        covariance += _prior_covariance(law, prior, jacobian, weights, free)
     if validation is None or not validation.log_residuals:
         return Uncertainty(covariance, noise, rho, alternatives=others)
     model_error = float(np.sqrt(np.mean([np.mean(r**2) for r in validation.log_residuals])))
     return Uncertainty(covariance, noise, rho, model_error, tuple(validation.fold_params), others)
+
+
+def _prior_covariance(
+    law: Law, prior: Mapping, jacobian: np.ndarray, weights: np.ndarray, free: np.ndarray
+) -> np.ndarray:
+    """The covariance that parameters held at a prior (runs that do not identify them) add:
+    the prior's own covariance ``P`` carried through the fit. Were a held parameter ``h`` moved
+    by ``dh``, the free ones would be refitted and move by ``dF = -(J_f'WJ_f)^+ J_f'WJ_h dh``
+    (Gauss-Newton), so a perturbation of all parameters is ``T dh`` with ``T = [I; dF/dh]``, and
+    the term is ``T P T'``. The refit matters: a held annealing gain shifts the warmup ramp's
+    after-effect, which the free ``L0`` absorbs, so a run that never anneals gains no width."""
+    held = np.array([law.index(name) for name in prior["parameters"]])
+    transfer = np.zeros((len(law.names), held.size))
+    transfer[held, np.arange(held.size)] = 1.0
+    if free.any():
+        j_free, j_held = jacobian[:, free], jacobian[:, held]
+        gram = j_free.T @ (weights[:, None] * j_free)
+        transfer[free] = -np.linalg.pinv(gram) @ (j_free.T @ (weights[:, None] * j_held))
+    return transfer @ np.asarray(prior["covariance"], dtype=np.float64) @ transfer.T
 
 
 def predict_intervals(
@@ -204,7 +228,7 @@ def predict_intervals(
     Returns one dict per schedule with ``loss``, ``lower``, ``upper`` arrays.
     """
     if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got level={level}")
+        raise InvalidInput(f"level must lie in (0, 1), got level={level}")
     z = float(scipy.stats.norm.ppf(0.5 + level / 2))
     schedules = [np.asarray(lr, dtype=np.float64) for lr in schedules]
     steps = [np.asarray(s, dtype=np.int64) for s in steps]

@@ -1,8 +1,9 @@
 """Choosing a law by evidence: cross-validated error on held-out runs.
 
 With two or more fitting runs, each run is held out in turn (leave-one-run-out): the law is fitted
-to the others and predicts the held-out run's logged points. With a single run, its last
-:data:`HOLDOUT_FRACTION` of steps are held out instead. The validation error of a law is the
+to the others and predicts the held-out run's logged points. With a single run (a running job
+fitted alone), the forecast is backtested from two earlier origins instead: each fold holds out
+the last :data:`HOLDOUT_FRACTIONS` of its logged steps. The validation error of a law is the
 mean, over folds, of PredE (mean |pred - loss| / loss) on the held-out points; ``auto`` keeps the
 law with the lowest one. The folds' log residuals also calibrate the model-error term of the
 prediction intervals (:mod:`fitting.intervals`).
@@ -15,11 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fitting.errors import InvalidInput
 from fitting.fit import FitResult, Run, fit_law, predict_runs
 from fitting.laws import LAWS, Law
 from fitting.metrics import curve_metrics
 
-HOLDOUT_FRACTION = 0.2
+#: With a single run, each fold holds out its last share of logged steps: two forecast origins,
+#: so that the folds' disagreement (the jackknife term of the bands) measures how much the
+#: forecast moves as the run goes on, and the held-out errors cover two horizons.
+HOLDOUT_FRACTIONS = (0.2, 0.4)
+SINGLE_RUN_SCHEME = "rolling-origin-last-20%-and-40%-of-steps"
 
 
 @dataclass
@@ -54,19 +60,22 @@ def _splits(runs: Sequence[Run]) -> tuple[str, list[tuple[list[Run], Run]]]:
         ]
     (run,) = runs
     first, last = int(run.steps[0]), int(run.steps[-1])
-    cut = first + (1 - HOLDOUT_FRACTION) * (last - first)
-    early, late = run.steps <= cut, run.steps > cut
-    if early.sum() < 3 or late.sum() < 1:
-        raise ValueError(
-            f"run {run.name!r}: too few logged points ({run.steps.size}) to hold out its last "
-            f"{HOLDOUT_FRACTION:.0%} of steps for validation"
+    splits = []
+    for share in HOLDOUT_FRACTIONS:
+        cut = first + (1 - share) * (last - first)
+        early, late = run.steps <= cut, run.steps > cut
+        if early.sum() < 3 or late.sum() < 1:
+            raise ValueError(
+                f"run {run.name!r}: too few logged points ({run.steps.size}) to hold out its last "
+                f"{share:.0%} of steps for validation"
+            )
+        splits.append(
+            (
+                [Run(run.lr, run.steps[early], run.loss[early], run.name)],
+                Run(run.lr, run.steps[late], run.loss[late], run.name),
+            )
         )
-    return "last-20%-of-steps", [
-        (
-            [Run(run.lr, run.steps[early], run.loss[early], run.name)],
-            Run(run.lr, run.steps[late], run.loss[late], run.name),
-        )
-    ]
+    return SINGLE_RUN_SCHEME, splits
 
 
 def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
@@ -105,7 +114,7 @@ def choose_law(
     """
     candidates = list(LAWS.values() if laws is None else laws)
     if not candidates:
-        raise ValueError("choose_law needs at least one law")
+        raise InvalidInput("choose_law needs at least one law")
     validations = [cross_validate(law, runs, **fit_options) for law in candidates]
     best = int(np.argmin([v.pred_e for v in validations]))
     return fit_law(candidates[best], runs, **fit_options), validations[best], validations

@@ -211,6 +211,29 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--num-points", type=int, default=300)
     predict.set_defaults(handler=_predict)
 
+    forecast = commands.add_parser(
+        "forecast",
+        parents=[output, runs],
+        help="where a running job will land: its forecast with a band",
+        description="Fit a running job (a CSV of the points logged so far, with its whole "
+        "declared schedule) alone or with complete runs of the same model (--history), and "
+        "print where it will land, the prediction band, and what the fit could not learn from "
+        "the data (the identifiability note).",
+    )
+    forecast.add_argument("csv", type=Path, help="the job's CSV (header step,lr,loss)")
+    forecast.add_argument("--schedule", help="the job's whole declared schedule spec")
+    forecast.add_argument(
+        "--history",
+        nargs="*",
+        type=Path,
+        default=[],
+        metavar="CSV",
+        help="complete runs of the same model, data and optimiser (with --schedules)",
+    )
+    forecast.add_argument("--level", default="0.9", help="band level in (0, 1) (default 0.9)")
+    forecast.add_argument("--num-points", type=int, default=300)
+    forecast.set_defaults(handler=_forecast)
+
     plan = commands.add_parser(
         "plan",
         help="plan a training budget (compare, cooldown, steps, budget, optimise)",
@@ -306,8 +329,14 @@ class Service:
         self.url = url
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return self._call("POST", path, body)
+
+    def get(self, path: str) -> dict[str, Any]:
+        return self._call("GET", path, None)
+
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None) -> dict[str, Any]:
         try:
-            response = self.client.post(path, json=body)
+            response = self.client.request(method, path, json=body)
         except self.httpx.HTTPError as error:
             raise UsageError(f"cannot reach the service at {self.url}: {error}") from None
         if response.status_code >= 400:
@@ -315,17 +344,19 @@ class Service:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise UsageError(f"POST {path}: {response.status_code} {_detail(detail)}")
+            raise UsageError(f"{method} {path}: {response.status_code} {_detail(detail)}")
         return response.json()
 
 
 def _detail(detail: Any) -> str:
-    if isinstance(detail, list):  # pydantic's errors
-        return "; ".join(
-            f"{'.'.join(str(p) for p in item.get('loc', [])[1:])}: {item.get('msg')}"
-            for item in detail
-        )
-    return str(detail)
+    """The service's error items (app.schemas.ErrorOut) as ``where: what; ...``."""
+    if not isinstance(detail, list):
+        return str(detail)
+    parts = []
+    for item in detail:
+        where = ".".join(str(p) for p in item.get("loc", [])[1:])  # loc[0]: body, query, ...
+        parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
+    return "; ".join(parts)
 
 
 def _validation_message(error) -> str:
@@ -369,7 +400,7 @@ def _spec_for(path: Path, args, single: dict | None, mapping: Mapping[str, Any])
 
 def _read_runs(paths: Sequence[Path], args, single_spec: str | None = None) -> list[dict]:
     """``POST /v1/runs`` bodies for the CSV files."""
-    from app.service import parse_run_csv
+    from app.io import read_points
 
     mapping = _json_file(Path(args.schedules), "--schedules") if args.schedules else {}
     if not isinstance(mapping, dict):
@@ -385,7 +416,7 @@ def _read_runs(paths: Sequence[Path], args, single_spec: str | None = None) -> l
         except OSError as error:
             raise UsageError(f"cannot read {path}: {error.strerror}") from None
         try:
-            points = parse_run_csv(content)
+            points = read_points(content, "csv")
         except ValueError as error:
             raise UsageError(f"{path}: {error}") from None
         spec = _spec_for(path, args, single, mapping)
@@ -430,60 +461,55 @@ def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, 
         out = service.post("/v1/fits", {"run_ids": run_ids, **options})
         return out, {run_id: body["name"] for run_id, body in zip(run_ids, bodies, strict=True)}
 
+    from app import service as app_service
+
+    fit = _local_fit(_local_records(bodies), options)
+    return json_safe_out(app_service.fit_out(fit)), {}
+
+
+def json_safe_out(out: dict) -> dict:
+    from app.storage import json_safe
+
+    return json.loads(json.dumps(json_safe(out), default=str))
+
+
+def _local_records(bodies: list[dict]) -> list:
+    """The runs of ``bodies`` as the service would store them (validated the same way), kept in
+    memory: their ids are their names."""
+    from pydantic import ValidationError
+
+    from app import schemas
+    from app import service as app_service
+    from app.storage import unsaved_run
+
+    records = []
+    for body in bodies:
+        try:
+            new, _ = app_service.build_run(schemas.RunCreate(**body))
+        except ValidationError as error:
+            raise UsageError(_validation_message(error)) from None
+        records.append(unsaved_run(new, body["name"]))
+    return records
+
+
+def _local_fit(records: list, options: Mapping[str, Any]):
+    """The fit the service would make of these runs (:func:`app.policy.fit_report`), unsaved."""
     _configure_jax_cache()
     from pydantic import ValidationError
 
     from app import schemas
-    from app.service import interpolated_lr
-    from app.storage import json_safe
-    from fitting.fit import Run, fit_law
-    from fitting.laws import get_law
-    from fitting.schedules import learning_rates
-    from fitting.select import choose_law
+    from app import service as app_service
+    from app.policy import fit_report
+    from app.storage import unsaved_fit
+    from fitting.fit import Run
 
     try:
-        request = schemas.FitCreate(run_ids=[body["name"] for body in bodies], **options)
-        runs = []
-        for body in bodies:
-            points = schemas.RunCreate(**body).points
-            if body["schedule"] is not None:
-                lr = learning_rates(body["schedule"])
-            else:
-                lr = interpolated_lr(points.step, points.lr)
-            runs.append(Run(lr, points.step, points.loss, body["name"]))
-        fit_options = {
-            "warmup": request.warmup,
-            "min_step": request.min_step,
-            "fixed": request.fixed,
-            "bounds": request.bounds,
-            "huber_delta": request.huber_delta,
-        }
-        selection = None
-        if request.law == "auto":
-            result, chosen, validations = choose_law(runs, **fit_options)
-            selection = {
-                "chosen": chosen.law,
-                "scheme": chosen.scheme,
-                "candidates": [v.summary() for v in validations],
-            }
-        else:
-            result = fit_law(get_law(request.law), runs, **fit_options)
+        request = schemas.FitCreate(run_ids=[r.id for r in records], **options)
     except ValidationError as error:
         raise UsageError(_validation_message(error)) from None
-    out = {
-        "id": None,
-        "law": result.law,
-        "params": result.params,
-        "converged": result.converged,
-        "message": result.message,
-        "metrics": result.metrics,
-        "warmup": result.warmup,
-        "min_step": result.min_step,
-        "run_ids": [body["name"] for body in bodies],
-        "result": json_safe(result.to_dict()),
-        "selection": selection,
-    }
-    return json_safe(out), {}
+    runs = [Run(app_service.run_lr(r), r.steps, r.loss, r.id) for r in records]
+    law, stored = fit_report(runs, request)
+    return unsaved_fit(law.name, stored, request.model_dump(exclude={"run_ids"}), request.run_ids)
 
 
 def _model_fields(args, service: Service | None) -> dict[str, Any]:
@@ -601,6 +627,33 @@ def _predict(args) -> int:
             raise UsageError(_validation_message(error)) from None
         out = app_service.predict(None, request)
     _emit(out, args, render_prediction)
+    return EXIT_OK
+
+
+def _forecast(args) -> int:
+    from losscast_cli.render import render_forecast
+
+    bodies = _read_runs([args.csv, *args.history], args, None if args.history else args.schedule)
+    if args.history and args.schedule:
+        raise UsageError("with --history, give every file's schedule with --schedules")
+    options = {**_fit_options(args), "law": args.law or "auto"}
+    level = None if args.level is None else float(args.level)
+    service = _service(args)
+    if service is not None:
+        group = f"cli-{os.getpid()}-{bodies[0]['name']}" if args.history else None
+        run_ids = [service.post("/v1/runs", {**body, "group": group})["id"] for body in bodies]
+        fit = service.post(
+            "/v1/fits", {"run_ids": [run_ids[0]], "with_group": bool(group), **options}
+        )
+        query = f"fit_id={fit['id']}&num_points={args.num_points}&level={args.level or 'none'}"
+        out = service.get(f"/v1/runs/{run_ids[0]}/forecast?{query}")
+    else:
+        from app import service as app_service
+
+        records = _local_records(bodies)
+        fit = _local_fit(records, options)
+        out = json_safe_out(app_service.forecast_out(records[0], fit, args.num_points, level))
+    _emit(out, args, render_forecast)
     return EXIT_OK
 
 

@@ -245,3 +245,34 @@ _PLAN_RENDERERS = {
     "budget": _budget,
     "optimise": _optimise,
 }
+
+
+def render_forecast(out: Mapping[str, Any]) -> str:
+    """Where the job lands: the final predicted loss with its band, the fit's runs, the
+    identifiability note and how current the fit is."""
+    curve = out["curve"]
+    final = curve["loss"][-1]
+    lines = [f"forecast of {curve['name']} by {out['law']}"]
+    if curve["lower"] is not None:
+        lower, upper = curve["lower"][-1], curve["upper"][-1]
+        half = (upper - lower) / 2 / final
+        lines.append(
+            f"final loss at step {curve['steps'][-1]}: {final:.5f}  "
+            f"({out['level']:.0%} band {lower:.5f} .. {upper:.5f}, +-{half:.2%})"
+        )
+    else:
+        lines.append(f"final loss at step {curve['steps'][-1]}: {final:.5f}  (no band)")
+        if out.get("interval_note"):
+            lines.append(f"  {out['interval_note']}")
+    runs = out.get("fit_run_ids") or []
+    lines.append(f"fitted on {len(runs)} run(s): {', '.join(map(str, runs))}")
+    identification = out.get("identification")
+    if identification:
+        lines.append(f"note: {identification['note']}")
+    freshness = out.get("freshness")
+    if freshness:
+        lines.append(
+            f"points fitted {freshness['points_fitted']} of {freshness['points_stored']} stored"
+            f" (refit {freshness['refit']})"
+        )
+    return "\n".join(lines)

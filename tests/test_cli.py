@@ -237,3 +237,51 @@ def test_installed_losscast_serve_answers_health_checks(tmp_path, jax_cache):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _in_process_service(client, monkeypatch):
+    class InProcessService(cli.Service):
+        def __init__(self, url, timeout):
+            self.httpx, self.client, self.url = httpx, client, url
+
+    monkeypatch.setattr(cli, "Service", InProcessService)
+
+
+def test_fit_in_process_and_over_http_give_the_same_parameters_and_bands(
+    fit_file, tmp_path, monkeypatch, capsys
+):
+    """One fit policy (app.policy): the CLI's in-process fit is the service's, bands and all."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    local = json.loads(fit_file.read_text())
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'cli.db'}", warmup=False, jax_cache_dir=""
+    )
+    with TestClient(create_app(settings)) as client:
+        _in_process_service(client, monkeypatch)
+        status = cli.main(["fit", *CSVS, "--schedules", SCHEDULES, "--url", "x", "--json"])
+        assert status == 0
+        remote = json.loads(capsys.readouterr().out)
+    assert remote["id"].startswith("fit_") and local["id"] is None
+    assert remote["params"] == pytest.approx(local["params"], rel=1e-9)
+    assert remote["uncertainty"] == pytest.approx(local["uncertainty"], rel=1e-9)
+    assert remote["result"]["uncertainty"]["covariance"] == pytest.approx(
+        local["result"]["uncertainty"]["covariance"], rel=1e-6, abs=1e-15
+    )
+
+
+def test_forecast_command_prints_the_band_and_what_rests_on_the_prior(tmp_path, capsys):
+    """A WSD job cut in its stable phase, as a CSV of what it logged so far."""
+    full = (DATA / "400M" / "wsd_20000_24000.csv").read_text().splitlines()
+    logged = [full[0]] + [row for row in full[1:] if int(row.split(",")[0]) < 12000]
+    job = tmp_path / "wsd_job.csv"
+    job.write_text("\n".join(logged) + "\n")
+    spec = json.dumps(schedule_specs()["wsd_20000_24000"])
+    status = cli.main(["forecast", str(job), "--schedule", spec, "--law", "lr_annealing"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "final loss at step 23999" in out and "90% band" in out
+    assert "no LR decay observed yet" in out

@@ -6,6 +6,7 @@ import pytest
 from fitting.fit import COMPILATIONS, Run, fit_law, objective_value, predict_losses, predict_runs
 from fitting.laws import get_law
 from fitting.metrics import curve_metrics
+from fitting.priors import GAIN_PER_RATE, MEMORY_SHARE
 from fitting.schedules import learning_rates
 from tests.curves import FITTING, HELD_OUT, load_run, schedule_specs
 
@@ -147,14 +148,30 @@ def test_dense_noisy_per_step_curve_recovers_the_law():
     assert result.params["L0"] == pytest.approx(truth["L0"], rel=0.05)
 
 
-def test_a_run_that_never_anneals_holds_decay_at_the_papers_value():
+def test_a_run_that_never_anneals_holds_its_annealing_response_at_the_prior():
     lr = learning_rates(
         {"type": "constant", "peak_lr": 3e-4, "total_steps": 24000, "num_warmup_steps": 2160}
     )
     run = load_run("25M", "constant_24000")
     result = fit_law(LAW, [Run(lr, run.steps, run.loss, "constant")])
-    assert result.bounds["decay"] == [0.999, 0.999]
-    assert result.params["decay"] == 0.999
+    identification = result.identification
+    assert identification["source"] == "prior" and identification["identified_by"] == []
+    assert "no LR decay observed yet" in identification["note"]
+    # Memory 4% of the 24,000 steps; a full anneal removes 150 x 3e-4 = 4.5% of the loss level.
+    memory = MEMORY_SHARE * 24000
+    assert result.bounds["decay"] == [1 - 1 / memory, 1 - 1 / memory]
+    level = float(np.median(run.loss[-5:]))
+    gain = result.params["C"] * 3e-4 / (1 - result.params["decay"])
+    assert gain == pytest.approx(GAIN_PER_RATE * 3e-4 * level, rel=1e-9)
+    assert set(result.identification["prior"]["parameters"]) == {"C", "decay"}
+
+
+def test_a_run_whose_rate_has_dropped_identifies_its_annealing_response():
+    run = load_run("25M", "cosine_24000")
+    result = fit_law(LAW, [run])
+    assert result.identification["source"] == "data"
+    assert result.identification["identified_by"] == ["cosine_24000"]
+    assert result.bounds["decay"][0] < result.bounds["decay"][1]
 
 
 def test_short_runs_bound_the_memory_of_the_decay():

@@ -55,13 +55,15 @@ def test_cross_validation_reuses_the_full_fit_s_compiled_kernels():
     assert len(validation.fold_params) == 3
 
 
-def test_a_single_run_is_validated_on_its_last_fifth():
+def test_a_single_run_is_backtested_from_two_origins():
     run = load_run("25M", "cosine_24000")
     validation = cross_validate(LAW, [run])
-    assert validation.scheme == "last-20%-of-steps"
-    (residuals,) = validation.log_residuals
-    late = run.steps > run.steps[0] + 0.8 * (run.steps[-1] - run.steps[0])
-    assert residuals.size == late.sum()
+    assert validation.scheme == "rolling-origin-last-20%-and-40%-of-steps"
+    span = run.steps[-1] - run.steps[0]
+    for residuals, share in zip(validation.log_residuals, (0.2, 0.4), strict=True):
+        late = run.steps > run.steps[0] + (1 - share) * span
+        assert residuals.size == late.sum()
+    assert len(validation.fold_params) == 2
 
 
 def test_bands_hold_the_prediction_and_widen_with_level(banded_25m):
@@ -178,21 +180,40 @@ def _held_out_pred_e(law, params, size) -> float:
     )
 
 
-def test_auto_is_never_worse_than_the_worse_law_and_picks_the_better_at_one_size():
-    # Measured: 25M picks multi_power (held-out PredE 0.00117 vs 0.00128), the better law;
-    # 400M picks multi_power too (0.00217 vs 0.00183), not worse than the worse.
-    picked_better = []
-    for size in ("25M", "400M"):
-        runs = [load_run(size, name) for name in FITTING]
-        chosen, _, _ = _choice(size)
-        errors = {
-            LAW.name: _held_out_pred_e(LAW, fit_law(LAW, runs).params, size),
-            OTHER.name: _held_out_pred_e(OTHER, other_law_fit(size).params, size),
-        }
-        auto = _held_out_pred_e(get_law(chosen.law), chosen.params, size)
-        assert auto <= max(errors.values()) * (1 + 1e-6), (size, chosen.law, errors)
-        picked_better.append(auto <= min(errors.values()) * (1 + 1e-6))
-    assert any(picked_better), picked_better
+def _auto_against_the_better_law(size) -> tuple[float, float, str]:
+    runs = [load_run(size, name) for name in FITTING]
+    chosen, _, _ = _choice(size)
+    errors = {
+        LAW.name: _held_out_pred_e(LAW, fit_law(LAW, runs).params, size),
+        OTHER.name: _held_out_pred_e(OTHER, other_law_fit(size).params, size),
+    }
+    return (
+        _held_out_pred_e(get_law(chosen.law), chosen.params, size),
+        min(errors.values()),
+        chosen.law,
+    )
+
+
+# What `auto` promises (the live-forecast issue restated the paper's early-stopped figures as
+# this): no worse than the better law by more than 0.0001 held-out PredE.
+AUTO_MARGIN = 1e-4
+
+
+def test_auto_is_within_0p0001_pred_e_of_the_better_law_at_25m():
+    # Measured: auto picks multi_power, 0.00117, the better law (lr_annealing 0.00128).
+    auto, better, _ = _auto_against_the_better_law("25M")
+    assert auto <= better + AUTO_MARGIN
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="auto picks multi_power at 400M (held-out PredE 0.00217) where lr_annealing is better "
+    "(0.00183): leave-one-run-out over the three fitting runs prefers multi_power by three "
+    "standard errors (fold PredE 0.00082/0.00073/0.00129 against 0.00124/0.00174/0.00146)",
+)
+def test_auto_is_within_0p0001_pred_e_of_the_better_law_at_400m():
+    auto, better, _ = _auto_against_the_better_law("400M")
+    assert auto <= better + AUTO_MARGIN
 
 
 @functools.cache
@@ -229,14 +250,4 @@ def test_ninety_percent_bands_hold_most_held_out_points(size):
 
 def test_ninety_percent_bands_hold_five_of_six_final_losses_at_25m():
     _, finals = _calibration("25M")
-    assert finals >= 5, finals
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known miss: at 400M both laws under-predict the end of both WSD cooldowns "
-    "(lr_annealing by 0.8-1.2%), outside the band (4 of 6 final losses held)",
-)
-def test_ninety_percent_bands_hold_five_of_six_final_losses_at_400m():
-    _, finals = _calibration("400M")
     assert finals >= 5, finals

@@ -211,11 +211,12 @@ def test_paper_parameters_reproduce_the_published_held_out_error_at_400m():
 
 
 # The paper's own averages over the six held-out curves (its code, its fit; README of ../shared/
-# data). Our fit with the prior reaches 0.00117 and 0.00217: better on the WSD curves, worse on
-# the 72k-step ones. The paper's parameters are not an optimum of any fitting objective (they
-# fit the fitting runs 4x worse than ours; with them held fixed and L0, A, B refitted, 400M
-# gives 0.00232): its AdamW stopped early, and that happens to extrapolate the long curves well.
-PAPER_PRED_E = {"25M": 0.00110, "400M": 0.00168}
+# data) are 0.00110 and 0.00168; our fit with the prior reaches 0.00117 and 0.00217: better on
+# the WSD curves, worse on the 72k-step ones. The paper's parameters are not an optimum of any
+# fitting objective (they fit the fitting runs 4x worse than ours; with them held fixed and L0,
+# A, B refitted, 400M gives 0.00232): its AdamW stopped early, and that happens to extrapolate
+# the long curves well. The live-forecast issue restated what we promise: `auto` within 0.0001
+# of the better law (tests/test_intervals.py).
 # What this fit reaches, with a margin for rounding across platforms.
 REACHED_PRED_E = {"25M": 0.00120, "400M": 0.00222}
 
@@ -243,14 +244,6 @@ def test_fit_on_three_mpl_runs_predicts_the_six_held_out_curves(size):
     assert result.at_bounds == []
     assert result.params["lr_ref"] == 3e-4
     assert held_out_pred_e(size) <= REACHED_PRED_E[size]
-
-
-@pytest.mark.xfail(
-    strict=True, reason="the paper's early-stopped fit extrapolates 72k steps better"
-)
-@pytest.mark.parametrize("size", SIZES)
-def test_held_out_error_reaches_the_papers_published_average(size):
-    assert held_out_pred_e(size) <= PAPER_PRED_E[size]
 
 
 def test_prior_keeps_the_25m_shape_away_from_the_degenerate_corner():

@@ -5,17 +5,57 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Query,
+    Response,
+    UploadFile,
+    status,
+)
+from pydantic import ValidationError
 
-from app import schemas, service
-from app.deps import Compute, get_compute, get_store
-from app.errors import InputError
+from app import budgets, schemas, service
+from app.deps import Compute, get_compute, get_refits, get_settings, get_store
+from app.errors import REFUSES_METHODS, InputError
+from app.io import read_points
+from app.refits import Refits
+from app.settings import Settings
 from app.storage import Store
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 StoreDep = Annotated[Store, Depends(get_store)]
-NOT_FOUND = {404: {"description": "no such run"}}
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RefitsDep = Annotated[Refits, Depends(get_refits)]
+NO_RUN = {"e404": "no such run"}
+#: OpenAPI links from a created run to what can be done with it (clients and schemathesis'
+#: stateful tests follow them).
+RUN_LINKS = {
+    "GetRun": {
+        "operationId": "get_run_v1_runs__run_id__get",
+        "parameters": {"run_id": "$response.body#/id"},
+    },
+    "AppendPoints": {
+        "operationId": "append_points_v1_runs__run_id__points_post",
+        "parameters": {"run_id": "$response.body#/id"},
+    },
+    "Forecast": {
+        "operationId": "forecast_v1_runs__run_id__forecast_get",
+        "parameters": {"run_id": "$response.body#/id"},
+    },
+    "FitRun": {
+        "operationId": "create_fit_v1_fits_post",
+        "requestBody": {"run_ids": ["$response.body#/id"], "intervals": False},
+    },
+    "DeleteRun": {
+        "operationId": "delete_run_v1_runs__run_id__delete",
+        "parameters": {"run_id": "$response.body#/id"},
+    },
+}
 
 
 def _created(run, warnings, response: Response) -> dict:
@@ -23,19 +63,35 @@ def _created(run, warnings, response: Response) -> dict:
     return service.run_out(run, warnings=warnings)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.RunOut)
-def create_run(body: schemas.RunCreate, store: StoreDep, response: Response):
-    """Store a logged run: its points and where its per-step learning rate comes from."""
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.RunOut,
+    responses={201: {"links": RUN_LINKS}, **schemas.error_responses(413, 422, 503)},
+)
+def create_run(body: schemas.RunCreate, store: StoreDep, settings: SettingsDep, response: Response):
+    """Store a logged run: its points and where its per-step learning rate comes from.
+    A run over the budgets (``LOSSCAST_MAX_RUN_POINTS``, ``LOSSCAST_MAX_RUN_STEPS``) is a 422."""
+    budgets.check_new_run(settings, body)
     new_run, warnings = service.build_run(body)
     return _created(store.create_run(new_run), warnings, response)
 
 
-@router.post("/csv", status_code=status.HTTP_201_CREATED, response_model=schemas.RunOut)
+@router.post(
+    "/csv",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.RunOut,
+    responses=schemas.error_responses(413, 422, 503),
+)
 def upload_run_csv(
     store: StoreDep,
+    settings: SettingsDep,
     response: Response,
     file: Annotated[UploadFile, File(description="CSV with header step,lr,loss (lr optional)")],
     name: Annotated[str, Form(min_length=1, max_length=256)],
+    group: Annotated[
+        str | None, Form(min_length=1, max_length=256, description=schemas.GROUP_DOC)
+    ] = None,
     metadata: Annotated[str | None, Form(description="a JSON object")] = None,
     schedule: Annotated[
         str | None,
@@ -44,42 +100,62 @@ def upload_run_csv(
 ):
     """Store a run uploaded as CSV (multipart form). Without ``schedule`` the rate is
     interpolated from the lr column."""
-    points = service.parse_run_csv(file.file.read())
+    points = read_points(file.file.read(), "csv")
     try:
         meta = json.loads(metadata) if metadata else {}
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise InputError(f"not valid JSON: {error}", "metadata") from error
     if not isinstance(meta, dict):
         raise InputError("must be a JSON object", "metadata")
     spec = service.parse_compact_schedule(schedule) if schedule else None
     try:
-        body = schemas.RunCreate(name=name, metadata=meta, points=points, schedule=spec)
-    except ValueError as error:
+        body = schemas.RunCreate(
+            name=name, group=group, metadata=meta, points=points, schedule=spec
+        )
+    except ValidationError as error:
         raise InputError(str(error)) from error
+    budgets.check_new_run(settings, body)
     new_run, warnings = service.build_run(body)
     return _created(store.create_run(new_run), warnings, response)
 
 
-@router.get("", response_model=schemas.RunPage)
+@router.api_route("/csv", methods=["GET", "DELETE"], include_in_schema=False, name=REFUSES_METHODS)
+def csv_is_upload_only():
+    """``/v1/runs/csv`` is only uploaded to: without this, ``GET /v1/runs/csv`` would read a run
+    called "csv" (``/{run_id}``) and answer 404 where the path exists and the method does not."""
+    raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
+
+
+@router.get("", response_model=schemas.RunPage, responses=schemas.error_responses(422, 503))
 def list_runs(
     store: StoreDep,
     name: Annotated[str | None, Query(description="exact name")] = None,
     name_contains: Annotated[str | None, Query(max_length=256)] = None,
+    group: Annotated[str | None, Query(max_length=256, description="runs of this group")] = None,
     metadata: Annotated[
         list[str] | None, Query(description="key=value, repeatable; values compared as JSON")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=schemas.MAX_OFFSET)] = 0,
 ):
     """Runs, newest first, one page at a time."""
     filters = service.parse_metadata_filters(metadata or [])
     runs, total = store.list_runs(
-        name=name, name_contains=name_contains, metadata=filters, limit=limit, offset=offset
+        name=name,
+        name_contains=name_contains,
+        group=group,
+        metadata=filters,
+        limit=limit,
+        offset=offset,
     )
     return service.page([service.summary_out(run) for run in runs], total, limit, offset)
 
 
-@router.get("/{run_id}", response_model=schemas.RunOut, responses=NOT_FOUND)
+@router.get(
+    "/{run_id}",
+    response_model=schemas.RunOut,
+    responses=schemas.error_responses(404, 422, 503, **NO_RUN),
+)
 def get_run(run_id: str, store: StoreDep, include_lr: bool = False):
     """One run with its points (``include_lr=true`` adds an explicit ``lr_per_step``)."""
     return service.run_out(store.get_run(run_id), include_lr=include_lr)
@@ -88,12 +164,21 @@ def get_run(run_id: str, store: StoreDep, include_lr: bool = False):
 @router.post(
     "/{run_id}/points",
     response_model=schemas.AppendOut,
-    responses={**NOT_FOUND, 409: {"description": "a logged step with a different value"}},
+    responses=schemas.error_responses(
+        404, 409, 413, 422, 503, **NO_RUN, e409="a logged step with a different value"
+    ),
 )
-def append_points(run_id: str, points: schemas.Points, store: StoreDep):
+def append_points(
+    run_id: str, points: schemas.Points, store: StoreDep, settings: SettingsDep, refits: RefitsDep
+):
     """Append points from a live job. Idempotent on step: a step already logged with the same
-    loss is skipped, with a different loss it is a 409; new steps come after the last one."""
-    outcome = service.append_points(store, run_id, points)
+    loss is skipped, with a different loss it is a 409; new steps come after the last one.
+    Points of a run whose points carry a logged ``lr`` must carry it too (422 otherwise).
+    New points of a run in a group, or of one fitted before, schedule a background refit
+    (debounced; the forecast's ``freshness`` says how current its fit is)."""
+    outcome = service.append_points(store, run_id, points, settings)
+    if outcome.appended and refits.wanted(run_id):
+        refits.schedule(run_id)
     return {
         **service.run_out(outcome.run),
         "appended": outcome.appended,
@@ -101,18 +186,27 @@ def append_points(run_id: str, points: schemas.Points, store: StoreDep):
     }
 
 
-@router.delete("/{run_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
+@router.delete(
+    "/{run_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=schemas.error_responses(404, 503, **NO_RUN),
+)
 def delete_run(run_id: str, store: StoreDep) -> Response:
     """Delete a run. Fits that used it keep what they saw of it."""
     store.delete_run(run_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{run_id}/forecast", response_model=schemas.ForecastOut, responses=NOT_FOUND)
+@router.get(
+    "/{run_id}/forecast",
+    response_model=schemas.ForecastOut,
+    responses=schemas.error_responses(404, 422, 503, e404="no such run or fit, or no fit yet"),
+)
 async def forecast(
     run_id: str,
     store: StoreDep,
     compute: Annotated[Compute, Depends(get_compute)],
+    refits: RefitsDep,
     fit_id: Annotated[str | None, Query(description="default: the run's latest fit")] = None,
     num_points: Annotated[int, Query(ge=1, le=schemas.MAX_CURVE_POINTS)] = (
         schemas.DEFAULT_NUM_POINTS
@@ -121,6 +215,10 @@ async def forecast(
 ):
     """The run's logged points with the prediction of its latest fit for its own schedule,
     with the ``level`` band at the logged steps and on the curve (when the fit has an
-    uncertainty) and the fraction of logged points inside it (``coverage``)."""
+    uncertainty) and the fraction of logged points inside it (``coverage``); what the fit's
+    runs identify of the law (``identification``: what rests on a prior) and how current the
+    fit is (``freshness``)."""
     band_level = service.parse_level(level)
-    return await compute.run(service.forecast, store, run_id, fit_id, num_points, band_level)
+    return await compute.run(
+        service.forecast, store, run_id, fit_id, num_points, band_level, refits.state(run_id)
+    )

@@ -15,6 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fitting.errors import InvalidInput
+from fitting.priors import Prior, Reference
+
 # predict(params, lr, steps, ramp_end) -> loss at steps. ``params`` is the vector of natural
 # parameter values in the law's order; ``lr`` one padded per-step schedule ``(T,)``; ``steps``
 # ``(n,)``; ``ramp_end`` the index of the schedule's first peak when the warmup ramp is excluded
@@ -28,6 +31,10 @@ DataBounds = Callable[[Sequence[np.ndarray], Sequence[np.ndarray]], dict[str, tu
 # penalty(params) -> scalar added to the fit objective (e.g. a weak prior toward typical values
 # of parameters the data may not identify); ``params`` as for Predict.
 Penalty = Callable[[jax.Array], jax.Array]
+
+# annealing_prior(reference) -> Prior: the values (and their spread) at which a fit holds the
+# law's annealing response when its runs show no decay of the rate (fitting.priors).
+AnnealingPrior = Callable[[Reference], Prior]
 
 # The coordinates the optimiser works in: bounded parameters spanning decades are fitted in log
 # space, a decay close to 1 in log(1 - decay), so that one step of the optimiser means the same
@@ -68,6 +75,10 @@ class Law:
     ``exact_predict`` (optional, same signature as ``predict``) is the law computed without the
     approximations ``predict`` makes for speed over many steps, for callers that ask for a few
     steps and need a prediction smooth in the schedule (the planner's descent on the final loss).
+
+    ``annealing`` names the parameters of the law's annealing response (identified only by a run
+    whose rate has dropped, :mod:`fitting.priors`); ``annealing_prior`` gives the values a fit
+    holds them at when no fitted run identifies them, with the prior's spread for the bands.
     """
 
     name: str
@@ -78,6 +89,8 @@ class Law:
     penalty: Penalty | None = None
     refined_starts: int | None = None
     exact_predict: Predict | None = None
+    annealing: tuple[str, ...] = ()
+    annealing_prior: AnnealingPrior | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -113,8 +126,8 @@ LAWS: dict[str, Law] = {law.name: law for law in (LR_ANNEALING, MULTI_POWER)}
 
 
 def get_law(name: str) -> Law:
-    """The registered law called ``name``; ValueError listing the known ones otherwise."""
+    """The registered law called ``name``; InvalidInput listing the known ones otherwise."""
     try:
         return LAWS[name]
     except KeyError:
-        raise ValueError(f"unknown law {name!r}; known laws: {sorted(LAWS)}") from None
+        raise InvalidInput(f"unknown law {name!r}; known laws: {sorted(LAWS)}") from None

@@ -8,10 +8,13 @@ arXiv 2408.11029):
 with the forward area ``S1`` and the annealing area ``S2`` of :mod:`fitting.areas`. The decay
 ``lambda`` of the annealing momentum is a parameter: its memory ``1/(1 - lambda)`` steps must be
 short next to the run (0.999, the paper's value, suits runs of tens of thousands of steps).
+``C`` and ``decay`` are the law's annealing response: runs whose rate has not dropped do not
+identify them, and a fit of such runs holds them at :func:`annealing_prior`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -20,11 +23,17 @@ import numpy as np
 
 from fitting.areas import forward_and_annealing_areas
 from fitting.laws import Law, Parameter
-from fitting.schedules import warmup_steps_of
+from fitting.priors import (
+    GAIN_LOG_SD,
+    MEMORY_LOG_SD,
+    MEMORY_SHARE,
+    Prior,
+    Reference,
+    gain_of,
+    gain_words,
+)
 
-PAPER_DECAY = 0.999
 MAX_MEMORY_FRACTION = 0.1  # the momentum's memory 1/(1 - decay) is at most this share of a run
-MIN_DROP_FRACTION = 0.1  # a drop of the rate by this share of its peak makes decay identifiable
 
 
 def predict(params: jax.Array, lr: jax.Array, steps: jax.Array, ramp_end: jax.Array) -> jax.Array:
@@ -37,27 +46,39 @@ def predict(params: jax.Array, lr: jax.Array, steps: jax.Array, ramp_end: jax.Ar
 def decay_bounds(
     schedules: Sequence[np.ndarray], logged_steps: Sequence[np.ndarray]
 ) -> dict[str, tuple[float, float]]:
-    """Bounds on ``decay`` that the fitting runs impose.
-
-    The memory ``1/(1 - decay)`` may not exceed :data:`MAX_MEMORY_FRACTION` of the longest logged
-    run (0.999 is right for tens of thousands of steps, badly wrong for a few thousand). The
-    decay is only identifiable when some run's rate drops after its peak by at least
-    :data:`MIN_DROP_FRACTION` of the peak before its last logged point; otherwise it is fixed at
-    the paper's 0.999, capped by the same memory bound.
-    """
+    """Bounds on ``decay`` that the fitting runs impose: the memory ``1/(1 - decay)`` may not
+    exceed :data:`MAX_MEMORY_FRACTION` of the longest logged run (0.999 is right for tens of
+    thousands of steps, badly wrong for a few thousand). Runs that show no decay of the rate do
+    not identify it at all; the fitter then holds it at :func:`annealing_prior`'s value."""
+    del schedules
     longest = max(int(steps[-1]) + 1 for steps in logged_steps)
     upper = min(LR_ANNEALING_DECAY_UPPER, 1.0 - 1.0 / (MAX_MEMORY_FRACTION * longest))
-    upper = max(upper, LR_ANNEALING_DECAY_LOWER)
-    identifiable = False
-    for lr, steps in zip(schedules, logged_steps, strict=True):
-        peak_at = warmup_steps_of(lr)
-        seen = lr[peak_at : int(steps[-1]) + 1]
-        if seen.size and lr[peak_at] - seen.min() >= MIN_DROP_FRACTION * lr[peak_at]:
-            identifiable = True
-    if not identifiable:
-        value = min(PAPER_DECAY, upper)
-        return {"decay": (value, value)}
-    return {"decay": (LR_ANNEALING_DECAY_LOWER, upper)}
+    return {"decay": (LR_ANNEALING_DECAY_LOWER, max(upper, LR_ANNEALING_DECAY_LOWER))}
+
+
+def annealing_prior(reference: Reference) -> Prior:
+    """``C`` and ``decay`` at the prior's gain and memory (:mod:`fitting.priors`): the memory
+    ``M = MEMORY_SHARE * length`` steps, ``decay = 1 - 1/M``, and ``C = gain / (M * peak_lr)``
+    (a full anneal adds ``peak_lr * M`` to ``S2``). In fit coordinates ``log C = log gain -
+    log M - log peak_lr`` and ``log(1 - decay) = -log M``, so their covariance is
+    ``[[s_g^2 + s_m^2, s_m^2], [s_m^2, s_m^2]]``."""
+    memory = float(
+        np.clip(
+            MEMORY_SHARE * reference.length,
+            1.0 / (1.0 - LR_ANNEALING_DECAY_LOWER),
+            1.0 / (1.0 - LR_ANNEALING_DECAY_UPPER),
+        )
+    )
+    gain = gain_of(reference)
+    s_g, s_m = GAIN_LOG_SD**2, MEMORY_LOG_SD**2
+    return Prior(
+        values={"C": gain / (memory * reference.peak_lr), "decay": 1.0 - 1.0 / memory},
+        covariance=((s_g + s_m, s_m), (s_m, s_m)),
+        summary=(
+            f"{gain_words(reference)}; the momentum's memory is {MEMORY_SHARE:.0%} of the run "
+            f"({memory:.0f} steps), within a factor {math.exp(MEMORY_LOG_SD):g}"
+        ),
+    )
 
 
 LR_ANNEALING_DECAY_LOWER, LR_ANNEALING_DECAY_UPPER = 0.9, 0.99999
@@ -81,4 +102,6 @@ LR_ANNEALING = Law(
     ),
     predict=predict,
     data_bounds=decay_bounds,
+    annealing=("C", "decay"),
+    annealing_prior=annealing_prior,
 )

@@ -95,7 +95,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fitting.areas import _drops, forward_area
+from fitting.errors import InvalidInput
 from fitting.laws import Law, Parameter
+from fitting.priors import GAIN_LOG_SD, Prior, Reference, gain_of, gain_words
 
 LEVEL_RATIO = 4  # each far-field level's blocks are this many times longer than the previous
 FINEST_BLOCK = 16  # the finest block; a step's own and SEPARATION more are summed term by term
@@ -495,7 +497,7 @@ def reference_rate(
     del logged_steps
     peak = max(float(np.max(lr)) for lr in schedules)
     if not peak > 0:
-        raise ValueError(f"multi_power: the fitting runs' rates are all 0 (largest rate {peak})")
+        raise InvalidInput(f"multi_power: the fitting runs' rates are all 0 (largest rate {peak})")
     return {"lr_ref": (peak, peak)}
 
 
@@ -508,6 +510,25 @@ def prior_penalty(params: jax.Array) -> jax.Array:
         (gamma - PRIOR_CENTRE["gamma"]) / PRIOR_WIDTH["gamma"],
     )
     return 0.5 * sum(t * t for t in terms)
+
+
+def annealing_prior(reference: Reference) -> Prior:
+    """``B`` at the prior's gain (:mod:`fitting.priors`; ``B`` is the loss a full anneal from
+    ``lr_ref``, the peak, removes) and the saturation ``(C, beta, gamma)`` at the centre of the
+    law's own prior (:data:`PRIOR_CENTRE`, :data:`PRIOR_WIDTH`), for runs that show no decay."""
+    widths = (GAIN_LOG_SD, PRIOR_WIDTH["C"], PRIOR_WIDTH["beta"], PRIOR_WIDTH["gamma"])
+    return Prior(
+        values={"B": gain_of(reference), **PRIOR_CENTRE},
+        covariance=tuple(
+            tuple(w * w if i == j else 0.0 for j in range(len(widths)))
+            for i, w in enumerate(widths)
+        ),
+        summary=(
+            f"{gain_words(reference)}; the saturation at the law's prior (C = "
+            f"{PRIOR_CENTRE['C']:g}, beta = {PRIOR_CENTRE['beta']:g}, gamma = "
+            f"{PRIOR_CENTRE['gamma']:g})"
+        ),
+    )
 
 
 def paper_parameters(params: dict[str, float]) -> dict[str, float]:
@@ -542,4 +563,6 @@ MULTI_POWER = Law(
     penalty=prior_penalty,
     refined_starts=1,
     exact_predict=functools.partial(predict, exact=True),
+    annealing=("B", "C", "beta", "gamma"),
+    annealing_prior=annealing_prior,
 )

@@ -1,0 +1,150 @@
+"""The fit policy, shared by the service and the CLI: which law (``auto`` cross-validates every
+registered law), its cross-validation, the other laws' fits and the uncertainty behind the
+prediction bands, and what to say when one of them cannot be had.
+
+No HTTP and no SQL here: :func:`fit_report` takes runs and a fit request and returns what a fit
+record stores (``app/service.py`` stores it; ``losscast fit`` prints it), so the two cannot
+drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from app import schemas
+from app.errors import InputError
+from app.storage import json_safe
+from fitting.fit import FitResult, Run, fit_law
+from fitting.intervals import Uncertainty, estimate_uncertainty
+from fitting.laws import LAWS, Law, get_law
+from fitting.select import Validation, choose_law, cross_validate
+
+FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
+
+
+def _law(name: str, where: str = "law") -> Law:
+    try:
+        return get_law(name)
+    except ValueError as error:
+        raise InputError(str(error), where) from error
+
+
+def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> tuple[Law, dict[str, Any]]:
+    """Fit ``body.law`` (or choose one, ``auto``) to ``runs`` and, unless ``body.intervals`` is
+    false, cross-validate it for its prediction intervals. Returns the fitted law and the
+    JSON-ready record of the fit: the :class:`~fitting.fit.FitResult`'s fields, ``selection``,
+    ``validation``, ``uncertainty`` and ``uncertainty_note``."""
+    began = time.perf_counter()
+    options = {
+        "warmup": body.warmup,
+        "min_step": body.min_step,
+        "fixed": body.fixed,
+        "bounds": body.bounds,
+        "huber_delta": body.huber_delta,
+    }
+    alternatives: list[FitResult] = []
+    if body.law == schemas.AUTO:
+        law, result, validation, selection = _chosen_fit(runs, options)
+        if body.intervals and not isinstance(validation, str):
+            alternatives = _other_laws(law, runs, options)
+    else:
+        law, selection = _law(body.law), None
+        result = _fit(law, runs, options)
+        validation = _validated(law, runs, options) if body.intervals else None
+    uncertainty, note = None, None
+    if isinstance(validation, str):  # why there is no cross-validation
+        note, validation = f"no prediction intervals: {validation}", None
+    if not body.intervals:
+        note = "no prediction intervals: the fit was asked for without them (intervals: false)"
+    elif validation is not None:
+        uncertainty, note = _uncertainty(law, result, runs, validation, alternatives)
+    stored = {
+        **result.to_dict(),
+        "selection": selection,
+        "validation": None if validation is None else validation.summary(),
+        "uncertainty": None if uncertainty is None else uncertainty.to_dict(),
+        "uncertainty_note": note,
+        "total_seconds": time.perf_counter() - began,  # with the cross-validation
+    }
+    return law, json_safe(stored)
+
+
+def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult:
+    try:
+        return fit_law(law, runs, **options)
+    except FIT_ERRORS as error:
+        raise InputError(f"the fit failed: {error}") from error
+
+
+def _validated(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> Validation | str:
+    """The law's cross-validation on ``runs``, or why there is none (too few points)."""
+    try:
+        validation = cross_validate(law, runs, **options)
+    except FIT_ERRORS as error:
+        return f"cannot cross-validate: {error}"
+    if not validation.log_residuals:
+        return "cannot cross-validate: no fold could be fitted and predict held-out points"
+    return validation
+
+
+def _chosen_fit(
+    runs: Sequence[Run], options: Mapping[str, Any]
+) -> tuple[Law, FitResult, Validation | str, dict[str, Any]]:
+    """``law: auto``: every registered law cross-validated, the best fitted to all runs
+    (:func:`fitting.select.choose_law`). Without enough points to cross-validate, the default
+    law is fitted and the selection says why."""
+    try:
+        result, chosen, validations = choose_law(runs, **options)
+    except FIT_ERRORS as error:  # too few points to hold any out (or every law's fit failed)
+        law = _law(schemas.DEFAULT_LAW)
+        result = _fit(law, runs, options)
+        reason = f"cannot cross-validate: {error}"
+        selection = {
+            "chosen": law.name,
+            "scheme": None,
+            "candidates": [],
+            "note": f"no choice by evidence ({reason}); fitted the default law {law.name!r}",
+        }
+        return law, result, reason, selection
+    selection = {
+        "chosen": chosen.law,
+        "scheme": chosen.scheme,
+        "candidates": [validation.summary() for validation in validations],
+    }
+    validation = chosen if chosen.log_residuals else "no fold of the chosen law could be fitted"
+    return _law(result.law), result, validation, selection
+
+
+def _other_laws(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> list[FitResult]:
+    """With ``auto``, every other registered law fitted to the same runs: their disagreement with
+    the chosen law widens its bands (:mod:`fitting.intervals`). A law whose fit fails is left
+    out."""
+    fits = []
+    for other in LAWS.values():
+        if other.name != law.name:
+            try:
+                fits.append(fit_law(other, runs, **options))
+            except FIT_ERRORS:
+                continue
+    return fits
+
+
+def _uncertainty(
+    law: Law,
+    result: FitResult,
+    runs: Sequence[Run],
+    validation: Validation,
+    alternatives: Sequence[FitResult] = (),
+) -> tuple[Uncertainty | None, str | None]:
+    try:
+        uncertainty = estimate_uncertainty(law, result, runs, validation, alternatives)
+    except FIT_ERRORS as error:
+        return None, f"no prediction intervals: the uncertainty could not be estimated ({error})"
+    numbers = [uncertainty.noise, uncertainty.autocorrelation, uncertainty.model_error]
+    if not (np.all(np.isfinite(uncertainty.covariance)) and np.all(np.isfinite(numbers))):
+        return None, "no prediction intervals: the estimated uncertainty is not finite"
+    return uncertainty, None
