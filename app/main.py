@@ -18,7 +18,7 @@ import anyio
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, service
+from app import __version__
 from app.deps import Compute
 from app.errors import (
     RequestID,
@@ -31,6 +31,7 @@ from app.refits import Refits, refit_run
 from app.routers import fits, health, plans, predictions, runs
 from app.settings import Settings
 from app.storage import Store
+from app.warmup import warm_up
 
 logger = logging.getLogger("losscast")
 
@@ -141,7 +142,7 @@ def _configure_jax_cache(directory: str) -> None:
 
 async def _warm_up(app: FastAPI) -> None:
     try:
-        await app.state.compute.run_fit(service.warm_up, app.state.settings.warmup_laws)
+        await app.state.compute.run_fit(warm_up, app.state.settings.warmup_laws)
     except Exception:  # the service still answers; /healthz says it is not warm
         logger.exception("JIT warm-up failed")
         app.state.warmup_state = "failed"

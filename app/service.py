@@ -1,5 +1,7 @@
 """What the endpoints do, between HTTP and ``fitting/``: build a run's per-step learning rate from
-its source, validate points, fit, predict, forecast, and the JIT warm-up.
+its source, validate points, fit (storing what :mod:`app.policy` makes), predict with bands,
+forecast. Query parsing is :mod:`app.queries`, ETags :mod:`app.http_cache`, the JIT warm-up
+:mod:`app.warmup`.
 
 Every function here is synchronous and may be CPU-heavy: routers call the heavy ones through the
 compute thread pool (``app/deps.py``), never on the event loop. The numerics are ``fitting/``'s:
@@ -10,12 +12,9 @@ the request it came from.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 
 from app import budgets, schemas
 from app.errors import Conflict, InputError, NotFound
+from app.http_cache import digest
 from app.policy import fit_report
 from app.settings import Settings
 from app.storage import (
@@ -36,26 +36,17 @@ from app.storage import (
     Store,
     json_safe,
 )
-from fitting.fit import COMPILATIONS, DEFAULT_WARMUP, Run, fit_law, predict_losses
-from fitting.intervals import Uncertainty, estimate_uncertainty, predict_intervals
+from fitting.fit import DEFAULT_WARMUP, Run, predict_losses
+from fitting.intervals import Uncertainty, predict_intervals
 from fitting.laws import LAWS, Law, get_law, natural_bounds
 from fitting.metrics import curve_metrics
 from fitting.plan import curve_steps
 from fitting.schedules import learning_rates, warmup_steps_of
-from fitting.select import cross_validate
 
 logger = logging.getLogger("losscast")
 
 # A logged lr that differs from the declared schedule's by more than this (relative) is reported.
 LR_MISMATCH_RTOL = 1e-6
-
-
-def _digest(*parts: bytes | str) -> str:
-    hasher = hashlib.sha256()
-    for part in parts:
-        hasher.update(part.encode() if isinstance(part, str) else part)
-        hasher.update(b"\0")
-    return hasher.hexdigest()
 
 
 def _schedule_lr(spec: Any, where: str) -> np.ndarray:
@@ -355,8 +346,8 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
                 version=record.version,
                 lr_source=record.lr_source,
                 total_steps=int(lr.size),
-                lr_sha256=_digest(np.ascontiguousarray(lr, "<f8").tobytes()),
-                points_sha256=_digest(
+                lr_sha256=digest(np.ascontiguousarray(lr, "<f8").tobytes()),
+                points_sha256=digest(
                     np.ascontiguousarray(record.steps, "<i8").tobytes(),
                     np.ascontiguousarray(record.loss, "<f8").tobytes(),
                 ),
@@ -492,19 +483,6 @@ def inline_model(law_name: str, params: Mapping[str, float], warmup: str | None)
             )
     no_band = "no prediction band: inline law+params carry no uncertainty (predict from a fit_id)"
     return Model(law, dict(params), warmup or DEFAULT_WARMUP, no_band=no_band)
-
-
-def parse_level(text: str, where: str = "query.level") -> float | None:
-    """A band level from a query string: a number in (0, 1), or ``none`` (no band)."""
-    if text.strip().lower() in ("none", "null"):
-        return None
-    try:
-        level = float(text)
-    except ValueError:
-        level = math.nan
-    if not 0 < level < 1:
-        raise InputError(f"must be a number in (0, 1), or none for no band; got {text!r}", where)
-    return level
 
 
 @dataclass
@@ -648,83 +626,6 @@ def prediction_out(
     }
 
 
-# The compact query form of a schedule: ``type:key=value,key=value``; a list is ``[a,b]``.
-_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\[[^\]]*\]|[^,\[\]]*)\s*(?:,|$)")
-
-
-def _compact_value(raw: str) -> Any:
-    raw = raw.strip()
-    if raw.startswith("["):
-        inner = raw[1:-1].strip()
-        return [_compact_value(item) for item in inner.split(",")] if inner else []
-    lowered = raw.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if re.fullmatch(r"[+-]?\d+", raw):
-        return int(raw)
-    try:
-        value = float(raw)
-    except ValueError:
-        return raw
-    return int(value) if value.is_integer() and abs(value) < 2**53 else value
-
-
-def parse_compact_schedule(text: str) -> dict[str, Any]:
-    """``cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5`` (or a JSON
-    object) -> a schedule spec. Integral numbers become ints, so ``24000.0`` and ``24000`` are
-    the same query."""
-    text = text.strip()
-    if text.startswith("{"):
-        try:
-            spec = json.loads(text)
-        except ValueError as error:
-            raise InputError(f"not valid JSON: {error}", "query.schedule") from error
-        if not isinstance(spec, dict):
-            raise InputError("a JSON schedule must be an object", "query.schedule")
-        return spec
-    kind, sep, rest = text.partition(":")
-    if not sep or not kind.strip():
-        raise InputError(
-            "expected type:key=value,... e.g. "
-            "cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5",
-            "query.schedule",
-        )
-    spec: dict[str, Any] = {"type": kind.strip()}
-    position = 0
-    rest = rest.strip()
-    while position < len(rest):
-        match = _TOKEN.match(rest, position)
-        if not match or match.end() == position:
-            raise InputError(f"cannot read {rest[position:]!r} as key=value", "query.schedule")
-        key, raw = match.group(1), match.group(2)
-        if key in spec:
-            raise InputError(f"{key!r} given twice", "query.schedule")
-        spec[key] = _compact_value(raw)
-        position = match.end()
-    return spec
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def curve_etag(
-    fit_id: str, spec: Mapping[str, Any], num_points: int, version: str, level: float | None
-) -> str:
-    """A strong ETag: the fit (immutable) and the normalised query decide the curve."""
-    query = canonical_json({"schedule": dict(spec), "num_points": num_points, "level": level})
-    return '"' + _digest(version, fit_id, query)[:32] + '"'
-
-
-def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    if not if_none_match:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return etag in tags
-
-
 def fit_curve(
     fit: FitRecord, spec: dict[str, Any], num_points: int, level: float | None
 ) -> dict[str, Any]:
@@ -829,70 +730,3 @@ def forecast_out(
             "refit": refit,
         },
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# JIT warm-up.
-
-# The shapes warmed (fitting.padding): a joint fit of three runs (padded to four) of up to 32,768
-# steps with up to 256 logged points each (the three MPL fitting runs are of this size), and
-# predictions at 300 points (the default grid, padded to 512) for schedules of up to 32,768 and
-# up to 131,072 steps.
-WARMUP_SCHEDULES = (
-    {
-        "type": "cosine",
-        "peak_lr": 3e-4,
-        "total_steps": 24000,
-        "num_warmup_steps": 2160,
-        "min_lr": 3e-5,
-    },
-    {"type": "constant", "peak_lr": 3e-4, "total_steps": 24000, "num_warmup_steps": 2160},
-    {
-        "type": "multistep",
-        "peak_lr": 3e-4,
-        "total_steps": 16000,
-        "num_warmup_steps": 2160,
-        "milestones": [8000],
-        "values": [9e-5],
-    },
-)
-WARMUP_PREDICTION_LENGTHS = (24000, 72000)
-
-
-def synthetic_run(spec: Mapping[str, Any], num_points: int) -> Run:
-    """A run whose loss falls as a power of the rate's running sum: enough to compile on."""
-    lr = learning_rates(spec)
-    steps = curve_steps(lr, num_points)
-    area = np.cumsum(lr)[steps] / lr.max()
-    return Run(lr, steps, 3.0 + 5.0 * area**-0.3, spec["type"])
-
-
-def warm_up(law_names: Sequence[str] = ("lr_annealing",)) -> dict[str, int]:
-    """Compile the kernels typical requests use for the laws named (``"all"``: every registered
-    law): a fit of three runs with its cross-validation (fits of two, held-out predictions) and
-    uncertainty, and one-curve predictions with their bands. Returns the compilation counts
-    after. Unknown names are skipped with a warning."""
-    began = time.perf_counter()
-    before = sum(COMPILATIONS.values())
-    runs = [synthetic_run(spec, 171) for spec in WARMUP_SCHEDULES]
-    names = list(LAWS) if "all" in law_names else list(law_names)
-    for name in names:
-        if name not in LAWS:
-            logger.warning("warm-up: no law %r registered (known: %s)", name, sorted(LAWS))
-            continue
-        law = LAWS[name]
-        fit = fit_law(law, runs)
-        uncertainty = estimate_uncertainty(law, fit, runs, cross_validate(law, runs))
-        for length in WARMUP_PREDICTION_LENGTHS:
-            lr = learning_rates({**WARMUP_SCHEDULES[0], "total_steps": length})
-            steps = curve_steps(lr, schemas.DEFAULT_NUM_POINTS)
-            predict_losses(law, fit.params, [lr], [steps], fit.warmup)
-            predict_intervals(law, fit.params, uncertainty, [lr], [steps], fit.warmup)
-    logger.info(
-        "JIT warm-up of %s done in %.1f s: %d compilations (%s)",
-        names,
-        time.perf_counter() - began,
-        sum(COMPILATIONS.values()) - before,
-        dict(COMPILATIONS),
-    )
-    return dict(COMPILATIONS)

@@ -60,7 +60,7 @@ def _schedule_text(text: str) -> dict[str, Any]:
     elif Path(stripped).is_file():
         spec = _json_file(Path(stripped), "--schedule")
     elif ":" in stripped:
-        from app.service import parse_compact_schedule
+        from app.queries import parse_compact_schedule
 
         try:
             spec = parse_compact_schedule(stripped)

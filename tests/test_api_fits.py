@@ -259,7 +259,7 @@ def test_health_checks_answer_while_fits_run_one_at_a_time(client, mpl_fit, monk
     import threading
     import time
 
-    import app.service
+    import app.policy
     import fitting.select
 
     lock, running, most, calls = threading.Lock(), [0], [0], [0]
@@ -278,7 +278,7 @@ def test_health_checks_answer_while_fits_run_one_at_a_time(client, mpl_fit, monk
 
         return wrapper
 
-    monkeypatch.setattr(app.service, "fit_law", counted(app.service.fit_law))
+    monkeypatch.setattr(app.policy, "fit_law", counted(app.policy.fit_law))
     monkeypatch.setattr(fitting.select, "fit_law", counted(fitting.select.fit_law))
     statuses = []
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from app import __version__, budgets, schemas, service
+from app import __version__, budgets, http_cache, queries, schemas, service
 from app.deps import Compute, get_compute, get_settings, get_store, in_thread
 from app.settings import Settings
 from app.storage import Store
@@ -127,13 +127,13 @@ async def fit_curve(
     """The fit's predicted curve for a schedule given in the query, for dashboards that poll:
     the same body as ``POST /v1/predictions`` (with ``lower``/``upper`` at ``level``), a strong
     ETag (fit id and normalised query) and Cache-Control; 304 on If-None-Match."""
-    spec = service.parse_compact_schedule(schedule)
-    band_level = service.parse_level(level)
+    spec = queries.parse_compact_schedule(schedule)
+    band_level = queries.parse_level(level)
     budgets.check_curve(settings, spec, num_points)
     fit = await in_thread(lambda: store.get_fit(fit_id, with_runs=False))
-    etag = service.curve_etag(fit.id, spec, num_points, __version__, band_level)
+    etag = http_cache.curve_etag(fit.id, spec, num_points, __version__, band_level)
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.curve_max_age}"}
-    if service.etag_matches(request.headers.get("if-none-match"), etag):
+    if http_cache.etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
     out = await compute.run(service.fit_curve, fit, spec, num_points, band_level)
     body = schemas.PredictionOut(**out)

@@ -18,7 +18,7 @@ from fastapi import (
 )
 from pydantic import ValidationError
 
-from app import budgets, schemas, service
+from app import budgets, queries, schemas, service
 from app.deps import Compute, get_compute, get_refits, get_settings, get_store
 from app.errors import REFUSES_METHODS, InputError
 from app.io import read_points
@@ -107,7 +107,7 @@ def upload_run_csv(
         raise InputError(f"not valid JSON: {error}", "metadata") from error
     if not isinstance(meta, dict):
         raise InputError("must be a JSON object", "metadata")
-    spec = service.parse_compact_schedule(schedule) if schedule else None
+    spec = queries.parse_compact_schedule(schedule) if schedule else None
     try:
         body = schemas.RunCreate(
             name=name, group=group, metadata=meta, points=points, schedule=spec
@@ -139,7 +139,7 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=schemas.MAX_OFFSET)] = 0,
 ):
     """Runs, newest first, one page at a time."""
-    filters = service.parse_metadata_filters(metadata or [])
+    filters = queries.parse_metadata_filters(metadata or [])
     runs, total = store.list_runs(
         name=name,
         name_contains=name_contains,
@@ -218,7 +218,7 @@ async def forecast(
     uncertainty) and the fraction of logged points inside it (``coverage``); what the fit's
     runs identify of the law (``identification``: what rests on a prior) and how current the
     fit is (``freshness``)."""
-    band_level = service.parse_level(level)
+    band_level = queries.parse_level(level)
     return await compute.run(
         service.forecast, store, run_id, fit_id, num_points, band_level, refits.state(run_id)
     )
