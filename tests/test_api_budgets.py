@@ -3,8 +3,6 @@ with a 422 naming the budget and its setting; every realistic request is admitte
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from app import budgets, plan_schemas, schemas
@@ -27,21 +25,28 @@ def _cosine(total_steps: int) -> dict:
     }
 
 
-def test_32_candidates_of_10m_steps_are_refused_at_once_naming_the_budget(client):
-    """The reported request: it took 30 s and 4-6 GB."""
+def test_32_candidates_of_10m_steps_are_refused_before_any_work_naming_the_budget(
+    client, monkeypatch
+):
+    """The reported request: it took 30 s and 4-6 GB. Refused before a schedule is built or a
+    prediction made (the time it takes is measured by bench/, not here)."""
+    import app.service
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the refused request did work")
+
+    monkeypatch.setattr(app.service, "learning_rates", no_work)
+    monkeypatch.setattr(app.service, "predict_losses", no_work)
     body = {
         **INLINE,
         "candidates": [{"schedule": _cosine(10_000_000), "num_points": 300}] * 32,
     }
-    began = time.perf_counter()
     response = client.post("/v1/predictions", json=body)
-    seconds = time.perf_counter() - began
     assert response.status_code == 422, response.text
     (item,) = response.json()["detail"]
     assert item["type"] == "budget_exceeded" and item["loc"] == ["body", "candidates"]
     assert "candidates x schedule length" in item["msg"] and "320,000,000" in item["msg"]
     assert "LOSSCAST_MAX_PREDICTION_STEPS" in item["msg"]
-    assert seconds < 0.5, seconds
 
 
 def _prediction(**fields) -> schemas.PredictionRequest:
