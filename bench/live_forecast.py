@@ -140,13 +140,15 @@ def run_protocol(client, sizes, settings, jobs, cuts, log) -> list[dict]:
     rows = []
     for size in sizes:
         for setting in settings:
-            group = None
-            if setting == "history":
-                group = f"{size}-history-{os.getpid()}-{time.time_ns()}"
-                for name in HISTORY:
-                    post_run(client, f"{size}-{name}", specs[name], *curve(size, name), group)
             for job in jobs:
                 for cut in cuts:
+                    group = None
+                    if setting == "history":  # a group of its own: the cut job and the history
+                        group = f"{size}-{job}-{cut}-{os.getpid()}-{time.time_ns()}"
+                        for name in HISTORY:
+                            post_run(
+                                client, f"{size}-{name}", specs[name], *curve(size, name), group
+                            )
                     row = {"setting": setting, **forecast_cut(client, size, job, cut, specs, group)}
                     rows.append(row)
                     band = "no band" if row["half_width"] is None else f"±{row['half_width']:.2%}"
