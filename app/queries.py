@@ -6,9 +6,25 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from app.errors import InputError
+
+
+def parse_metadata_filters(filters: Sequence[str]) -> dict[str, Any]:
+    """``["model_size=25M", "layers=12"]`` -> ``{"model_size": "25M", "layers": 12}`` (values
+    that parse as JSON are compared as JSON, others as strings)."""
+    parsed = {}
+    for item in filters:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"expected key=value, got {item!r}", "query.metadata")
+        try:
+            parsed[key] = json.loads(raw)
+        except ValueError:
+            parsed[key] = raw
+    return parsed
 
 
 def parse_level(text: str, where: str = "query.level") -> float | None:

@@ -12,7 +12,6 @@ the request it came from.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -286,21 +285,6 @@ def summary_out(run) -> dict[str, Any]:
         "created_at": run.created_at,
         "updated_at": run.updated_at,
     }
-
-
-def parse_metadata_filters(filters: Sequence[str]) -> dict[str, Any]:
-    """``["model_size=25M", "layers=12"]`` -> ``{"model_size": "25M", "layers": 12}`` (values
-    that parse as JSON are compared as JSON, others as strings)."""
-    parsed = {}
-    for item in filters:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"expected key=value, got {item!r}", "query.metadata")
-        try:
-            parsed[key] = json.loads(raw)
-        except ValueError:
-            parsed[key] = raw
-    return parsed
 
 
 # ---------------------------------------------------------------------------------------------
