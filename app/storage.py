@@ -294,14 +294,22 @@ def _run_record(row: RunRow) -> RunRecord:
 def unsaved_run(run: NewRun, run_id: str) -> RunRecord:
     """The record ``run`` would have once stored, without a database (the CLI's in-process
     fits)."""
+    return _run_record(_new_row(run, run_id))
+
+
+def _new_row(run: NewRun, run_id: str) -> RunRow:
     now = _now()
-    return RunRecord(
+    return RunRow(
         id=run_id,
         name=run.name,
         group=run.group,
-        metadata=run.metadata,
+        meta=json_safe(run.metadata),
         lr_source=run.lr_source,
-        schedule=run.schedule,
+        schedule=json_safe(run.schedule),
+        lr_per_step=encode_floats(run.lr_per_step),
+        steps=encode_ints(run.steps),
+        loss=encode_floats(run.loss),
+        point_lr=encode_floats(run.point_lr),
         num_points=int(run.steps.size),
         first_step=int(run.steps[0]),
         last_step=int(run.steps[-1]),
@@ -309,10 +317,6 @@ def unsaved_run(run: NewRun, run_id: str) -> RunRecord:
         version=1,
         created_at=now,
         updated_at=now,
-        steps=run.steps,
-        loss=run.loss,
-        point_lr=run.point_lr,
-        lr_per_step=run.lr_per_step,
     )
 
 
@@ -423,26 +427,7 @@ class Store:
     # -- runs ------------------------------------------------------------------------------
 
     def create_run(self, run: NewRun) -> RunRecord:
-        now = _now()
-        row = RunRow(
-            id=new_id("run"),
-            name=run.name,
-            group=run.group,
-            meta=json_safe(run.metadata),
-            lr_source=run.lr_source,
-            schedule=json_safe(run.schedule),
-            lr_per_step=encode_floats(run.lr_per_step),
-            steps=encode_ints(run.steps),
-            loss=encode_floats(run.loss),
-            point_lr=encode_floats(run.point_lr),
-            num_points=int(run.steps.size),
-            first_step=int(run.steps[0]),
-            last_step=int(run.steps[-1]),
-            total_steps=int(run.total_steps),
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
+        row = _new_row(run, new_id("run"))
         with self._sessions.begin() as session:
             session.add(row)
         return _run_record(row)
