@@ -181,7 +181,6 @@ class FitRunRow(Base):
 @dataclass
 class NewRun:
     name: str
-    group: str | None
     metadata: dict
     lr_source: str  # "schedule" | "lr_per_step" | "interpolated"
     schedule: dict | None
@@ -190,6 +189,7 @@ class NewRun:
     loss: np.ndarray
     point_lr: np.ndarray | None
     total_steps: int
+    group: str | None = None  # runs of the same model, data and optimiser
 
 
 @dataclass

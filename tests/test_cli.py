@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from fitting.plan import FittedLaw, loss_for_budget, steps_to_target
@@ -267,9 +268,16 @@ def test_fit_in_process_and_over_http_give_the_same_parameters_and_bands(
         remote = json.loads(capsys.readouterr().out)
     assert remote["id"].startswith("fit_") and local["id"] is None
     assert remote["params"] == pytest.approx(local["params"], rel=1e-9)
-    assert remote["uncertainty"] == pytest.approx(local["uncertainty"], rel=1e-9)
-    assert remote["result"]["uncertainty"]["covariance"] == pytest.approx(
-        local["result"]["uncertainty"]["covariance"], rel=1e-6, abs=1e-15
+    numbers = ("noise", "model_error", "autocorrelation")
+    assert [remote["uncertainty"][k] for k in numbers] == pytest.approx(
+        [local["uncertainty"][k] for k in numbers], rel=1e-9
+    )
+    assert remote["uncertainty"]["folds"] == local["uncertainty"]["folds"] == 3
+    np.testing.assert_allclose(
+        remote["result"]["uncertainty"]["covariance"],
+        local["result"]["uncertainty"]["covariance"],
+        rtol=1e-6,
+        atol=1e-15,
     )
 
 
