@@ -26,7 +26,8 @@ from fitting.select import Validation, choose_law, cross_validate
 FIT_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 
 
-def _law(name: str, where: str = "law") -> Law:
+def law_named(name: str, where: str = "law") -> Law:
+    """The registered law ``name``; an :class:`~app.errors.InputError` at ``where`` otherwise."""
     try:
         return get_law(name)
     except ValueError as error:
@@ -52,7 +53,7 @@ def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> tuple[Law, dict[
         if body.intervals and not isinstance(validation, str):
             alternatives = _other_laws(law, runs, options)
     else:
-        law, selection = _law(body.law), None
+        law, selection = law_named(body.law), None
         result = _fit(law, runs, options)
         validation = _validated(law, runs, options) if body.intervals else None
     uncertainty, note = None, None
@@ -100,7 +101,7 @@ def _chosen_fit(
     try:
         result, chosen, validations = choose_law(runs, **options)
     except FIT_ERRORS as error:  # too few points to hold any out (or every law's fit failed)
-        law = _law(schemas.DEFAULT_LAW)
+        law = law_named(schemas.DEFAULT_LAW)
         result = _fit(law, runs, options)
         reason = f"cannot cross-validate: {error}"
         selection = {
@@ -116,7 +117,7 @@ def _chosen_fit(
         "candidates": [validation.summary() for validation in validations],
     }
     validation = chosen if chosen.log_residuals else "no fold of the chosen law could be fitted"
-    return _law(result.law), result, validation, selection
+    return law_named(result.law), result, validation, selection
 
 
 def _other_laws(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> list[FitResult]:

@@ -32,7 +32,7 @@ import anyio
 
 from app import schemas, service
 from app.deps import Compute
-from app.storage import Store
+from app.storage import RunRecord, Store
 
 logger = logging.getLogger("losscast")
 
@@ -73,12 +73,12 @@ class Refits:
         self.dropped = 0
         self._lock = threading.Lock()  # appends schedule from the request threads
 
-    def wanted(self, run_id: str) -> bool:
-        """Whether appends to this run schedule refits: it is in a group, or was fitted."""
+    def wanted(self, run: RunRecord) -> bool:
+        """Whether appends to ``run`` (as the append left it) schedule refits: it is in a group,
+        or was fitted."""
         if not self.enabled:
             return False
-        run = self.store.get_run(run_id)
-        return run.group is not None or self.store.latest_fit_for_run(run_id) is not None
+        return run.group is not None or self.store.latest_fit_for_run(run.id) is not None
 
     def schedule(self, run_id: str) -> None:
         """Ask for a refit of ``run_id`` (after its appends go quiet); cheap, never blocks."""

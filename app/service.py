@@ -23,7 +23,7 @@ import numpy as np
 from app import budgets, schemas
 from app.errors import Conflict, InputError, NotFound
 from app.http_cache import digest
-from app.policy import fit_report
+from app.policy import fit_report, law_named
 from app.settings import Settings
 from app.storage import (
     FitRecord,
@@ -37,7 +37,7 @@ from app.storage import (
 )
 from fitting.fit import DEFAULT_WARMUP, Run, predict_losses
 from fitting.intervals import Uncertainty, predict_intervals
-from fitting.laws import LAWS, Law, get_law, natural_bounds
+from fitting.laws import LAWS, Law, natural_bounds
 from fitting.metrics import curve_metrics
 from fitting.plan import curve_steps
 from fitting.schedules import learning_rates, warmup_steps_of
@@ -57,17 +57,6 @@ def _schedule_lr(spec: Any, where: str) -> np.ndarray:
 
 def _explicit_lr(values: Sequence[float], where: str) -> np.ndarray:
     return _schedule_lr({"type": "explicit", "lr_per_step": list(values)}, where)
-
-
-def _law(name: str, where: str = "law") -> Law:
-    try:
-        return get_law(name)
-    except ValueError as error:
-        raise InputError(str(error), where) from error
-
-
-# ---------------------------------------------------------------------------------------------
-# Runs.
 
 
 def page(items: list, total: int, limit: int, offset: int) -> dict[str, Any]:
@@ -315,7 +304,7 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
     for its prediction intervals unless ``body.intervals`` is false; store the result with what
     it saw. Every fit here runs in the caller's thread: the router holds the fit limiter."""
     if body.law != schemas.AUTO:
-        _law(body.law)
+        law_named(body.law)
     if len(set(body.run_ids)) != len(body.run_ids):
         raise InputError(f"each run may appear once, got {body.run_ids}", "run_ids")
     records = store.get_runs(fit_run_ids(store, body.run_ids, body.with_group))
@@ -442,14 +431,14 @@ class Model:
 
 
 def model_of_fit(fit: FitRecord) -> Model:
-    law = _law(fit.law, "fit.law")
+    law = law_named(fit.law, "fit.law")
     uncertainty, why = stored_uncertainty(fit)
     warmup = fit.result.get("warmup", DEFAULT_WARMUP)
     return Model(law, fit.params, warmup, fit.id, uncertainty, why)
 
 
 def inline_model(law_name: str, params: Mapping[str, float], warmup: str | None) -> Model:
-    law = _law(law_name)
+    law = law_named(law_name)
     unknown = sorted(set(params) - set(law.names))
     if unknown:
         raise InputError(

@@ -177,7 +177,7 @@ def append_points(
     New points of a run in a group, or of one fitted before, schedule a background refit
     (debounced; the forecast's ``freshness`` says how current its fit is)."""
     outcome = service.append_points(store, run_id, points, settings)
-    if outcome.appended and refits.wanted(run_id):
+    if outcome.appended and refits.wanted(outcome.run):
         refits.schedule(run_id)
     return {
         **service.run_out(outcome.run),
