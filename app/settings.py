@@ -43,13 +43,22 @@ of it is done; a request over one is a 422 (``type`` ``budget_exceeded``) naming
 A dense 200,000-step run posted as JSON with per-step ``lr``, ``loss`` and ``step`` arrays plus an
 ``lr_per_step`` array is about 4 x 200,000 numbers of ~20 characters, i.e. ~16 MB: the 64 MiB
 default leaves room for that with a factor of four to spare.
+
+``Settings()`` reads these variables (pydantic-settings); keywords win over them
+(``Settings(database_url=..., warmup=False)`` in tests and benches). A value that is not of its
+kind (``LOSSCAST_REFIT_DELAY=abc``, ``PORT=0``, ``LOSSCAST_WARMUP=maybe``) stops the start with
+:class:`BadSettings`, which names each bad variable and its value. An empty integer or flag
+means its default; an empty string stays empty (``LOSSCAST_JAX_CACHE_DIR=`` disables the cache).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/losscast.db"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -64,82 +73,92 @@ BUDGET_VARIABLES = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8000
-    database_url: str = DEFAULT_DATABASE_URL
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    warmup: bool = True
-    warmup_laws: tuple[str, ...] = ("lr_annealing",)
-    jax_cache_dir: str = "./var/jax-cache"
-    compute_threads: int = 2
-    curve_max_age: int = 3600
-    log_level: str = "INFO"
-    refit: bool = True
-    refit_delay: int = 10
-    refit_max_wait: int = 120
-    refit_max_pending: int = 1000
-    max_prediction_steps: int = 20_000_000
-    max_prediction_points: int = 1_000_000
-    max_run_points: int = 1_000_000
-    max_run_steps: int = 10_000_000
-    max_plan_steps: int = 200_000_000
+def _variable(name: str, default: Any, **constraints: Any) -> Any:
+    """A field read from the environment variable ``name``; set by its field name as a keyword."""
+    return Field(default, validation_alias=name, **constraints)
+
+
+class BadSettings(ValueError):
+    """The environment holds a value the service cannot use; the message names each variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, validate_by_name=True, extra="ignore")
+
+    host: str = _variable("HOST", "127.0.0.1")
+    port: int = _variable("PORT", 8000, ge=1, le=65535)
+    database_url: str = _variable("DATABASE_URL", DEFAULT_DATABASE_URL)
+    max_body_bytes: int = _variable("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, ge=1)
+    warmup: bool = _variable("LOSSCAST_WARMUP", True)
+    warmup_laws: Annotated[tuple[str, ...], NoDecode] = _variable(
+        "LOSSCAST_WARMUP_LAWS", ("lr_annealing",)
+    )
+    jax_cache_dir: str = _variable("LOSSCAST_JAX_CACHE_DIR", "./var/jax-cache")
+    compute_threads: int = _variable("LOSSCAST_COMPUTE_THREADS", 2, ge=1)
+    curve_max_age: int = _variable("LOSSCAST_CURVE_MAX_AGE", 3600, ge=0)
+    log_level: str = _variable("LOG_LEVEL", "INFO")
+    refit: bool = _variable("LOSSCAST_REFIT", True)
+    refit_delay: int = _variable("LOSSCAST_REFIT_DELAY", 10, ge=0)
+    refit_max_wait: int = _variable("LOSSCAST_REFIT_MAX_WAIT", 120, ge=0)
+    refit_max_pending: int = _variable("LOSSCAST_REFIT_MAX_PENDING", 1000, ge=1)
+    max_prediction_steps: int = _variable(
+        BUDGET_VARIABLES["max_prediction_steps"], 20_000_000, ge=1
+    )
+    max_prediction_points: int = _variable(
+        BUDGET_VARIABLES["max_prediction_points"], 1_000_000, ge=1
+    )
+    max_run_points: int = _variable(BUDGET_VARIABLES["max_run_points"], 1_000_000, ge=1)
+    max_run_steps: int = _variable(BUDGET_VARIABLES["max_run_steps"], 10_000_000, ge=1)
+    max_plan_steps: int = _variable(BUDGET_VARIABLES["max_plan_steps"], 200_000_000, ge=1)
+
+    @field_validator(
+        "port",
+        "max_body_bytes",
+        "warmup",
+        "compute_threads",
+        "curve_max_age",
+        "refit",
+        "refit_delay",
+        "refit_max_wait",
+        "refit_max_pending",
+        *BUDGET_VARIABLES,
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        # `LOSSCAST_REFIT_DELAY=` in a shell or compose file means "not set", not "not a number".
+        if isinstance(value, str) and not value.strip():
+            raise PydanticUseDefault()
+        return value
+
+    @field_validator("warmup_laws", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``environ`` (default ``os.environ``); ValueError names a bad variable."""
-        env = os.environ if environ is None else environ
-        defaults = cls()
-        return cls(
-            host=env.get("HOST", defaults.host),
-            port=_integer(env, "PORT", defaults.port, 1),
-            database_url=env.get("DATABASE_URL", defaults.database_url),
-            max_body_bytes=_integer(env, "MAX_BODY_BYTES", defaults.max_body_bytes, 1),
-            warmup=_flag(env, "LOSSCAST_WARMUP", defaults.warmup),
-            warmup_laws=tuple(
-                name.strip()
-                for name in env.get("LOSSCAST_WARMUP_LAWS", ",".join(defaults.warmup_laws)).split(
-                    ","
-                )
-                if name.strip()
-            ),
-            jax_cache_dir=env.get("LOSSCAST_JAX_CACHE_DIR", defaults.jax_cache_dir),
-            compute_threads=_integer(env, "LOSSCAST_COMPUTE_THREADS", defaults.compute_threads, 1),
-            curve_max_age=_integer(env, "LOSSCAST_CURVE_MAX_AGE", defaults.curve_max_age, 0),
-            log_level=env.get("LOG_LEVEL", defaults.log_level).upper(),
-            refit=_flag(env, "LOSSCAST_REFIT", defaults.refit),
-            refit_delay=_integer(env, "LOSSCAST_REFIT_DELAY", defaults.refit_delay, 0),
-            refit_max_wait=_integer(env, "LOSSCAST_REFIT_MAX_WAIT", defaults.refit_max_wait, 0),
-            refit_max_pending=_integer(
-                env, "LOSSCAST_REFIT_MAX_PENDING", defaults.refit_max_pending, 1
-            ),
-            **{
-                field: _integer(env, variable, getattr(defaults, field), 1)
-                for field, variable in BUDGET_VARIABLES.items()
-            },
-        )
+        """Settings from ``environ`` (default ``os.environ``) alone; :class:`BadSettings` (a
+        ValueError) names each bad variable and its value."""
+        try:
+            if environ is None:
+                return cls()
+            # model_validate skips BaseSettings.__init__, hence os.environ: `environ` alone.
+            return cls.model_validate({name.upper(): value for name, value in environ.items()})
+        except ValidationError as error:
+            raise BadSettings(_describe(error)) from None
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ValueError(f"environment variable {name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"environment variable {name} must be 0 or 1, got {raw!r}")
+def _describe(error: ValidationError) -> str:
+    problems = [
+        f"{'.'.join(str(part) for part in item['loc'])}={item['input']!r}: {item['msg']}"
+        for item in error.errors(include_url=False)
+    ]
+    return "bad environment variable(s): " + "; ".join(problems)
