@@ -2,9 +2,9 @@
 
 One endpoint, five kinds of plan, told apart by ``kind`` (a discriminated union): ``compare``,
 ``cooldown``, ``steps_to_target``, ``budget``, ``optimise``. Each is one function of
-:mod:`fitting.plan`, whose docstrings define every field of the results. Structure is checked
-here; the numbers (a schedule's arguments, a budget that needs a model size) by ``fitting/``,
-whose messages say which value is wrong.
+:mod:`fitting.plan`, whose docstrings define every field of the results (their JSON:
+:mod:`app.plan_json`). Structure is checked here; the numbers (a schedule's arguments, a budget
+that needs a model size) by ``fitting/``, whose messages say which value is wrong.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from fitting.plan import (
     DEFAULT_COOLDOWN_FRACTIONS,
     DEFAULT_MAX_STEPS,
     DEFAULT_NUM_KNOTS,
-    DEFAULT_NUM_POINTS,
     NEAR_OPTIMAL_TOLERANCE,
 )
+from fitting.predict import DEFAULT_NUM_POINTS
 from fitting.schedules import DECAY_TYPES, MAX_TOTAL_STEPS
 
 #: Most cooldown fractions one request may try (per shape).

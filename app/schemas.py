@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from fitting.fit import DEFAULT_HUBER_DELTA, DEFAULT_WARMUP, WARMUP_TREATMENTS
 from fitting.intervals import DEFAULT_LEVEL as DEFAULT_LEVEL
 from fitting.laws import LAWS
-from fitting.plan import DEFAULT_NUM_POINTS as DEFAULT_NUM_POINTS  # the grid of every curve
+from fitting.predict import DEFAULT_NUM_POINTS as DEFAULT_NUM_POINTS  # the grid of every curve
 from fitting.schedules import MAX_TOTAL_STEPS
 
 #: Most candidates one prediction request may ask for.

@@ -39,7 +39,7 @@ from fitting.fit import DEFAULT_WARMUP, Run, predict_losses
 from fitting.intervals import Uncertainty, predict_intervals
 from fitting.laws import LAWS, Law, natural_bounds
 from fitting.metrics import curve_metrics
-from fitting.plan import curve_steps
+from fitting.predict import curve_steps
 from fitting.schedules import learning_rates, warmup_steps_of
 
 logger = logging.getLogger("losscast")

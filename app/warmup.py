@@ -14,7 +14,7 @@ from app import schemas
 from fitting.fit import COMPILATIONS, Run, fit_law, predict_losses
 from fitting.intervals import estimate_uncertainty, predict_intervals
 from fitting.laws import LAWS
-from fitting.plan import curve_steps
+from fitting.predict import curve_steps
 from fitting.schedules import learning_rates
 from fitting.select import cross_validate
 

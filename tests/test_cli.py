@@ -16,7 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from fitting.plan import FittedLaw, loss_for_budget, steps_to_target
+from fitting.plan import loss_for_budget, steps_to_target
+from fitting.predict import FittedLaw
 from losscast_cli import main as cli
 from tests.curves import DATA, FITTING, schedule_specs
 

@@ -11,19 +11,20 @@ import numpy as np
 import pytest
 
 import fitting.plan as plan
+import fitting.predict
 from fitting.fit import fit_law, predict_losses
 from fitting.laws import LAWS, get_law
 from fitting.plan import (
-    FittedLaw,
     TrainingScale,
     best_cooldown,
     compare_schedules,
-    final_losses,
     frame_of,
     loss_for_budget,
     optimise_schedule,
     steps_to_target,
 )
+from fitting.plan.optimise import _KnotSchedule
+from fitting.predict import FittedLaw, final_losses
 from fitting.schedules import learning_rates, warmup_steps_of
 from tests.curves import FITTING, load_run, schedule_specs
 
@@ -130,7 +131,7 @@ def test_best_cooldown_evaluates_every_fraction_and_shape_in_one_call(model, mon
         calls.append(len(args[2]))
         return predict_losses(*args, **kwargs)
 
-    monkeypatch.setattr(plan, "predict_losses", counting)
+    monkeypatch.setattr(fitting.predict, "predict_losses", counting)
     frame = frame_of(schedule_specs()["cosine_24000"])
     result = best_cooldown(model, **frame)
     assert calls == [26 * 3]
@@ -211,7 +212,7 @@ def test_knot_gradient_matches_finite_differences():
     """The chain rule from per-step gradients to knot decrements (numpy, no law)."""
     rng = np.random.default_rng(0)
     ramp = np.linspace(0.0, 1.0, 5)
-    knots = plan._KnotSchedule(ramp, 1.0, 0.1, 300, 5, 16)
+    knots = _KnotSchedule(ramp, 1.0, 0.1, 300, 5, 16)
     weights = rng.normal(size=300)
     d = rng.uniform(0, 0.08, size=knots.size)
     analytic = knots.pull_back(d, weights)

@@ -1,7 +1,8 @@
 """``POST /v1/plans``: budget planning under a stored fit or inline law parameters -- compare
 schedules, choose a cooldown, find the steps to a target loss or the loss of a budget, optimise a
-schedule. The numerics are :mod:`fitting.plan`'s; this module picks the fitted law, the cost of a
-step, and shapes the answer. Plans are computed, not stored."""
+schedule. The numerics are :mod:`fitting.plan`'s and the JSON of its records
+:mod:`app.plan_json`'s; this module picks the fitted law and the cost of a step, and assembles
+the answer. Plans are computed, not stored."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from app import budgets, service
 from app import plan_schemas as schemas
 from app.deps import Compute, get_compute, get_settings, get_store
 from app.errors import InputError, NotFound
+from app.plan_json import optimised_json, record_json
 from app.schemas import error_responses
 from app.settings import Settings
 from app.storage import FitRecord, Store
 from fitting import plan
 from fitting.errors import InvalidInput
+from fitting.predict import FittedLaw
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -33,7 +36,7 @@ def _metadata_scale(store: Store, fit: FitRecord) -> plan.TrainingScale:
     return scales.pop() if len(scales) == 1 else plan.TrainingScale()
 
 
-def _fitted_law(store: Store, body) -> tuple[plan.FittedLaw, str | None, plan.TrainingScale]:
+def _fitted_law(store: Store, body) -> tuple[FittedLaw, str | None, plan.TrainingScale]:
     if body.fit_id is not None:
         fit = store.get_fit(body.fit_id, with_runs=False)
         model = service.model_of_fit(fit)  # with the uncertainty POST /v1/fits stored
@@ -46,7 +49,7 @@ def _fitted_law(store: Store, body) -> tuple[plan.FittedLaw, str | None, plan.Tr
             body.tokens_per_step if body.tokens_per_step is not None else known.tokens_per_step,
             body.n_params if body.n_params is not None else known.n_params,
         )
-        fitted = plan.FittedLaw(model.law, model.params, model.warmup, model.uncertainty)
+        fitted = FittedLaw(model.law, model.params, model.warmup, model.uncertainty)
     except InvalidInput as error:
         raise InputError(str(error), "params") from error
     return fitted, model.fit_id, scale
@@ -61,7 +64,7 @@ def _compare(model, scale, body: schemas.ComparePlan):
     ranking = plan.compare_schedules(
         model, schedules, names, num_points=body.num_points, scale=scale, level=body.level
     )
-    return ranking[0].planned(), {"ranking": [forecast.to_dict() for forecast in ranking]}
+    return ranking[0].planned(), {"ranking": [record_json(f) for f in ranking]}
 
 
 def _cooldown(model, scale, body: schemas.CooldownPlanRequest):
@@ -73,7 +76,7 @@ def _cooldown(model, scale, body: schemas.CooldownPlanRequest):
         tolerance=body.tolerance,
         scale=scale,
     )
-    return result.planned(), result.to_dict()
+    return result.planned(), record_json(result)
 
 
 def _steps_to_target(model, scale, body: schemas.StepsToTargetPlan):
@@ -85,7 +88,7 @@ def _steps_to_target(model, scale, body: schemas.StepsToTargetPlan):
         max_steps=body.max_steps,
         scale=scale,
     )
-    return result.planned(), result.to_dict()
+    return result.planned(), record_json(result)
 
 
 def _budget(model, scale, body: schemas.BudgetPlan, settings: Settings | None):
@@ -105,7 +108,7 @@ def _budget(model, scale, body: schemas.BudgetPlan, settings: Settings | None):
         num_points=body.num_points,
         level=body.level,
     )
-    return forecast.planned(), forecast.to_dict()
+    return forecast.planned(), record_json(forecast)
 
 
 def _optimise(model, scale, body: schemas.OptimisePlan):
@@ -116,7 +119,7 @@ def _optimise(model, scale, body: schemas.OptimisePlan):
         max_iterations=body.max_iterations,
         scale=scale,
     )
-    return result.planned(), result.to_dict(include_lr=body.include_lr_per_step)
+    return result.planned(), optimised_json(result, include_lr=body.include_lr_per_step)
 
 
 PLANNERS = {
@@ -152,7 +155,7 @@ def make_plan(store: Store, body, settings: Settings | None = None) -> dict[str,
         "warmup": model.warmup,
         "tokens_per_step": scale.tokens_per_step,
         "n_params": scale.n_params,
-        "planned": planned,
+        "planned": record_json(planned),
         "result": result,
         "seconds": time.perf_counter() - began,
     }
