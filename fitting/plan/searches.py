@@ -175,7 +175,8 @@ def best_cooldown(
     scale: TrainingScale | None = None,
 ) -> CooldownPlan:
     """The cooldown fraction and shape of WSD that minimise the predicted final loss at
-    ``total_steps``, with the whole final-loss-versus-fraction curve of each shape.
+    ``total_steps``, with the whole final-loss-versus-fraction curve of each shape:
+    ``argmin over (shape, f) of L(wsd(shape, f))``, ``L`` the prediction at step ``T - 1``.
 
     The schedules are ``wsd`` specs (warmup, stable at ``peak_lr``, cooldown over the last
     ``round(fraction * T)`` steps to ``min_lr``); all ``len(fractions) * len(decay_types)`` of
@@ -333,7 +334,9 @@ def steps_to_target(
     scale: TrainingScale | None = None,
 ) -> StepsToTarget:
     """The smallest ``total_steps`` of a schedule family whose predicted final loss is at most
-    ``target_loss``.
+    ``target_loss``: with ``L(T)`` the prediction at step ``T - 1`` of the family at length
+    ``T``, ``T* = min {T in [min_steps, max_steps] : L(T) <= target_loss}`` (the first crossing
+    found when ``L`` is not monotone).
 
     The family is ``schedule`` with ``total_steps`` replaced: everything else is held (peak,
     warmup steps, floor, ``decay_fraction`` -- a cooldown that scales with the run -- or
