@@ -6,8 +6,10 @@ forecast. Query parsing is :mod:`app.queries`, ETags :mod:`app.http_cache`, the 
 Every function here is synchronous and may be CPU-heavy: routers call the heavy ones through the
 compute thread pool (``app/deps.py``), never on the event loop. The numerics are ``fitting/``'s:
 this module only chooses which steps to predict at and shapes arrays for the store and the wire.
-A ``ValueError`` from ``fitting/`` comes back as :class:`~app.errors.InputError` with where in
-the request it came from.
+An :class:`~fitting.errors.InvalidInput` from ``fitting/`` comes back as
+:class:`~app.errors.InputError` with where in the request it came from; any other exception
+(a plain ``ValueError`` from a shape mismatch, a ``TypeError``) is a bug, left to reach the
+user as a 500 with a request id.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from app.storage import (
     Store,
     json_safe,
 )
+from fitting.errors import InvalidInput
 from fitting.fit import DEFAULT_WARMUP, Run, predict_losses
 from fitting.intervals import Uncertainty, predict_intervals
 from fitting.laws import LAWS, Law, natural_bounds
@@ -51,7 +54,7 @@ LR_MISMATCH_RTOL = 1e-6
 def _schedule_lr(spec: Any, where: str) -> np.ndarray:
     try:
         return learning_rates(spec)
-    except (ValueError, TypeError, OverflowError, MemoryError) as error:
+    except InvalidInput as error:
         raise InputError(str(error), where) from error
 
 
@@ -87,7 +90,7 @@ def interpolated_lr(steps: np.ndarray, point_lr: np.ndarray) -> np.ndarray:
 def _checked_run(lr: np.ndarray, steps, loss, name: str, where: str) -> Run:
     try:
         return Run(lr, np.asarray(steps, dtype=np.int64), np.asarray(loss, np.float64), name)
-    except ValueError as error:
+    except InvalidInput as error:
         raise InputError(str(error), where) from error
 
 
@@ -484,7 +487,7 @@ def prediction_bands(
         computed = predict_intervals(
             model.law, model.params, model.uncertainty, schedules, grids, model.warmup, level
         )
-    except ValueError as error:
+    except InvalidInput as error:
         raise InputError(str(error), "level") from error
     bands, missing = [], []
     for j, band in enumerate(computed):
@@ -534,7 +537,7 @@ def predict_curves(
         grids.append(steps)
     try:
         losses = predict_losses(model.law, model.params, schedules, grids, model.warmup)
-    except ValueError as error:
+    except InvalidInput as error:
         raise InputError(str(error)) from error
     for prefix, steps, loss in zip(prefixes, grids, losses, strict=True):
         bad = np.flatnonzero(~np.isfinite(loss))

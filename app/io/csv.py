@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import ValidationError
 
 from app import schemas
 from app.errors import InputError
@@ -43,5 +44,5 @@ def read_csv(content: bytes) -> schemas.Points:
         return schemas.Points(
             step=[int(s) for s in steps], loss=columns["loss"], lr=columns.get("lr")
         )
-    except ValueError as error:
+    except ValidationError as error:
         raise InputError(str(error), "file") from error
