@@ -29,8 +29,9 @@ seen ``lr[0..s]``). The **final loss** of a schedule of ``T`` steps is the predi
 ``T - 1``. Every question is answered through the law record only, so it holds for any law in
 :data:`fitting.laws.LAWS`. Schedules are evaluated in batches by :mod:`fitting.predict`.
 
-The names below are the planner's API: import them from ``fitting.plan``; the modules are how it
-is organised. Nothing here imports web, storage or HTTP code.
+The names below are the planner's API (each module's ``__all__``): import them from
+``fitting.plan``; the modules are how it is organised. Nothing here imports web, storage or
+HTTP code.
 """
 
 from fitting.plan.compare import ScheduleForecast, compare_schedules

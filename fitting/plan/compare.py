@@ -20,7 +20,7 @@ from fitting.plan.planned import PlannedRun
 from fitting.predict import DEFAULT_NUM_POINTS, FittedLaw, curve_steps
 from fitting.schedules import learning_rates, warmup_steps_of
 
-__all__ = ["ScheduleForecast", "candidate_schedule", "compare_schedules"]
+__all__ = ["ScheduleForecast", "compare_schedules"]
 
 
 def candidate_schedule(item: Mapping[str, Any] | np.ndarray | Sequence[float], where: str):

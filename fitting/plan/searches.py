@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_MAX_STEPS",
     "NEAR_OPTIMAL_TOLERANCE",
     "SEARCH_POINTS",
-    "UNSCALABLE_TYPES",
     "CooldownPlan",
     "StepsToTarget",
     "best_cooldown",
