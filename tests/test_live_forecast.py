@@ -129,18 +129,17 @@ def test_explicit_run_ids_fit_only_those_runs(client, history):
 def test_appending_points_refits_in_the_background_until_the_forecast_is_current(
     service_settings, tmp_path
 ):
-    import dataclasses
-
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
-    settings = dataclasses.replace(
-        service_settings,
-        database_url=f"sqlite:///{tmp_path / 'refits.db'}",
-        warmup=False,
-        refit_delay=0,
-        refit_max_wait=0,
+    settings = service_settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{tmp_path / 'refits.db'}",
+            "warmup": False,
+            "refit_delay": 0,
+            "refit_max_wait": 0,
+        }
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         job = _post(client, "25M", "cosine_24000", share=0.5, group="refits")
