@@ -2,9 +2,9 @@
 registered law), its cross-validation, the other laws' fits and the uncertainty behind the
 prediction bands, and what to say when one of them cannot be had.
 
-No HTTP and no SQL here: :func:`fit_report` takes runs and a fit request and returns what a fit
-record stores (``app/service.py`` stores it; ``losscast fit`` prints it), so the two cannot
-drift apart.
+No HTTP and no SQL here: :func:`fit_report` takes runs and a fit request and returns the
+:class:`~app.domain.FitReport` (``app/service.py`` stores it; ``losscast fit`` prints it), so the
+two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from app import schemas
+from app.domain import FitReport
 from app.errors import InputError
-from app.storage import json_safe
 from fitting.errors import InvalidInput
 from fitting.fit import FitResult, Run, fit_law
 from fitting.intervals import Uncertainty, estimate_uncertainty
@@ -40,11 +40,11 @@ def law_named(name: str, where: str = "law") -> Law:
         raise InputError(str(error), where) from error
 
 
-def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> tuple[Law, dict[str, Any]]:
+def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> FitReport:
     """Fit ``body.law`` (or choose one, ``auto``) to ``runs`` and, unless ``body.intervals`` is
-    false, cross-validate it for its prediction intervals. Returns the fitted law and the
-    JSON-ready record of the fit: the :class:`~fitting.fit.FitResult`'s fields, ``selection``,
-    ``validation``, ``uncertainty`` and ``uncertainty_note``."""
+    false, cross-validate it for its prediction intervals. Returns the fit's report: the
+    :class:`~fitting.fit.FitResult`'s fields, ``selection``, ``validation``, ``uncertainty`` and
+    ``uncertainty_note``."""
     began = time.perf_counter()
     options = {
         "warmup": body.warmup,
@@ -69,15 +69,14 @@ def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> tuple[Law, dict[
         note = "no prediction intervals: the fit was asked for without them (intervals: false)"
     elif validation is not None:
         uncertainty, note = _uncertainty(law, result, runs, validation, alternatives)
-    stored = {
-        **result.to_dict(),
-        "selection": selection,
-        "validation": None if validation is None else validation.summary(),
-        "uncertainty": None if uncertainty is None else uncertainty.to_dict(),
-        "uncertainty_note": note,
-        "total_seconds": time.perf_counter() - began,  # with the cross-validation
-    }
-    return law, json_safe(stored)
+    return FitReport.of_fit(
+        result,
+        selection=selection,
+        validation=None if validation is None else validation.summary(),
+        uncertainty=None if uncertainty is None else uncertainty.to_dict(),
+        uncertainty_note=note,
+        total_seconds=time.perf_counter() - began,  # with the cross-validation
+    )
 
 
 def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from app import budgets, schemas
+from app.domain import Curve, FitReport, FittedLaw, Model, json_safe
 from app.errors import Conflict, InputError, NotFound
 from app.http_cache import digest
 from app.policy import fit_report, law_named
@@ -35,15 +36,14 @@ from app.storage import (
     PointsUpdate,
     RunRecord,
     Store,
-    json_safe,
 )
 from fitting.errors import InvalidInput
 from fitting.fit import DEFAULT_WARMUP, Run, predict_losses
-from fitting.intervals import Uncertainty, predict_intervals
-from fitting.laws import LAWS, Law, natural_bounds
+from fitting.intervals import predict_intervals
+from fitting.laws import natural_bounds
 from fitting.metrics import curve_metrics
 from fitting.predict import curve_steps
-from fitting.schedules import learning_rates, warmup_steps_of
+from fitting.schedules import learning_rates
 
 logger = logging.getLogger("losscast")
 
@@ -331,51 +331,19 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
                 loss=record.loss,
             )
         )
-    law, stored = fit_report(runs, body)
-    stored["points_fitted"] = {record.id: record.num_points for record in records}
+    report = fit_report(runs, body)
+    report = replace(report, points_fitted={record.id: record.num_points for record in records})
+    stored = report.to_json()
     return store.create_fit(
         NewFit(
-            law=law.name,
+            law=report.law,
             params=stored["params"],
-            converged=stored["converged"],
+            converged=report.converged,
             result=stored,
             options=body.model_dump(exclude={"run_ids"}),
             runs=snapshots,
         )
     )
-
-
-def stored_uncertainty(fit: FitRecord) -> tuple[Uncertainty | None, str | None]:
-    """The fit's uncertainty (``result["uncertainty"]``, written by :func:`fit_runs`), or None
-    and why not. ``/v1/predictions``, the curves, forecasts and ``/v1/plans`` all read it here."""
-    stored = fit.result.get("uncertainty")
-    if not stored:
-        note = fit.result.get("uncertainty_note")
-        return None, note or "no prediction intervals: this fit stored no uncertainty"
-    try:
-        uncertainty = Uncertainty.from_dict(stored)
-    except (KeyError, TypeError, ValueError):
-        return None, "no prediction intervals: this fit's stored uncertainty is unreadable"
-    unknown = [name for name, _ in uncertainty.alternatives if name not in LAWS]
-    if unknown:
-        return None, (
-            f"no prediction intervals: this fit's band compares with laws no longer registered "
-            f"({unknown})"
-        )
-    return uncertainty, None
-
-
-def _uncertainty_out(fit: FitRecord) -> dict[str, Any] | None:
-    stored = fit.result.get("uncertainty")
-    if not stored:
-        return None
-    return {
-        "noise": stored.get("noise"),
-        "model_error": stored.get("model_error"),
-        "autocorrelation": stored.get("autocorrelation"),
-        "folds": len(stored.get("fold_params") or ()),
-        "other_laws": [a["law"] for a in stored.get("alternatives") or ()],
-    }
 
 
 def fit_out(fit: FitRecord) -> dict[str, Any]:
@@ -395,23 +363,24 @@ def fit_out(fit: FitRecord) -> dict[str, Any]:
             }
             for s in fit.runs
         ]
+    report = FitReport.from_json(fit.result)
     return {
         "id": fit.id,
         "law": fit.law,
         "params": fit.params,
         "converged": fit.converged,
-        "message": fit.result.get("message", ""),
-        "metrics": fit.result.get("metrics", {}),
-        "warmup": fit.result.get("warmup", DEFAULT_WARMUP),
-        "min_step": fit.result.get("min_step", 0),
+        "message": report.message,
+        "metrics": report.metrics,
+        "warmup": report.warmup,
+        "min_step": report.min_step,
         "run_ids": fit.run_ids,
         "runs": runs,
-        "selection": fit.result.get("selection"),
-        "validation": fit.result.get("validation"),
-        "uncertainty": _uncertainty_out(fit),
-        "uncertainty_note": stored_uncertainty(fit)[1],
-        "identification": fit.result.get("identification") or None,
-        "result": fit.result,
+        "selection": report.selection,
+        "validation": report.validation,
+        "uncertainty": report.uncertainty_summary(),
+        "uncertainty_note": report.band_uncertainty()[1],
+        "identification": report.identification or None,
+        "result": report.to_json(),
         "created_at": fit.created_at,
     }
 
@@ -420,24 +389,13 @@ def fit_out(fit: FitRecord) -> dict[str, Any]:
 # Predictions.
 
 
-@dataclass
-class Model:
-    """A law with parameters: from a stored fit, or given inline; with the fit's uncertainty
-    when it has one (else ``no_band`` says why predictions from it have no band)."""
-
-    law: Law
-    params: dict[str, float]
-    warmup: str
-    fit_id: str | None = None
-    uncertainty: Uncertainty | None = None
-    no_band: str | None = None
-
-
 def model_of_fit(fit: FitRecord) -> Model:
-    law = law_named(fit.law, "fit.law")
-    uncertainty, why = stored_uncertainty(fit)
-    warmup = fit.result.get("warmup", DEFAULT_WARMUP)
-    return Model(law, fit.params, warmup, fit.id, uncertainty, why)
+    """The law ``fit`` fitted, with the uncertainty it stored (or why it has none)."""
+    law_named(fit.law, "fit.law")
+    try:
+        return Model.of_report(FitReport.from_json(fit.result), fit.id)
+    except InvalidInput as error:  # e.g. a stored parameter that is not finite
+        raise InputError(str(error), "fit_id") from error
 
 
 def inline_model(law_name: str, params: Mapping[str, float], warmup: str | None) -> Model:
@@ -458,7 +416,11 @@ def inline_model(law_name: str, params: Mapping[str, float], warmup: str | None)
                 f"{name}={value} lies outside the law's bounds [{low}, {high}]", "params"
             )
     no_band = "no prediction band: inline law+params carry no uncertainty (predict from a fit_id)"
-    return Model(law, dict(params), warmup or DEFAULT_WARMUP, no_band=no_band)
+    try:
+        fitted = FittedLaw(law, params, warmup or DEFAULT_WARMUP)
+    except InvalidInput as error:
+        raise InputError(str(error), "params") from error
+    return Model(fitted, no_band=no_band)
 
 
 @dataclass
@@ -481,11 +443,12 @@ def prediction_bands(
     ``level`` is None (not asked for) or the model has no uncertainty (``note`` says why)."""
     if level is None:
         return Bands(None, [None] * len(schedules))
-    if model.uncertainty is None:
+    fitted = model.fitted
+    if fitted.uncertainty is None:
         return Bands(None, [None] * len(schedules), model.no_band)
     try:
         computed = predict_intervals(
-            model.law, model.params, model.uncertainty, schedules, grids, model.warmup, level
+            fitted.law, fitted.params, fitted.uncertainty, schedules, grids, fitted.warmup, level
         )
     except InvalidInput as error:
         raise InputError(str(error), "level") from error
@@ -512,7 +475,7 @@ def predict_curves(
     candidates: Sequence[schemas.Candidate],
     prefixes: Sequence[str],
     level: float | None = None,
-) -> tuple[list[dict[str, Any]], Bands]:
+) -> tuple[list[Curve], Bands]:
     """One predicted curve per candidate, all in one call into ``fitting``, each with its
     ``level`` band when the model has an uncertainty; ``prefixes`` say where each candidate
     sits in the request (``candidates[2]``), for error messages."""
@@ -536,7 +499,8 @@ def predict_curves(
         schedules.append(lr)
         grids.append(steps)
     try:
-        losses = predict_losses(model.law, model.params, schedules, grids, model.warmup)
+        fitted = model.fitted
+        losses = predict_losses(fitted.law, fitted.params, schedules, grids, fitted.warmup)
     except InvalidInput as error:
         raise InputError(str(error)) from error
     for prefix, steps, loss in zip(prefixes, grids, losses, strict=True):
@@ -552,22 +516,12 @@ def predict_curves(
         for j, (candidate, prefix) in enumerate(zip(candidates, prefixes, strict=True))
     ]
     bands = prediction_bands(model, schedules, grids, level, names)
-    curves = []
-    for candidate, lr, steps, loss, band in zip(
-        candidates, schedules, grids, losses, bands.bands, strict=True
-    ):
-        curves.append(
-            {
-                "name": candidate.name,
-                "steps": steps.tolist(),
-                "loss": loss.tolist(),
-                "lower": None if band is None else band[0].tolist(),
-                "upper": None if band is None else band[1].tolist(),
-                "lr": lr[steps].tolist(),
-                "total_steps": int(lr.size),
-                "warmup_end": warmup_steps_of(lr),
-            }
+    curves = [
+        Curve.on_schedule(lr, steps, loss, band, candidate.name)
+        for candidate, lr, steps, loss, band in zip(
+            candidates, schedules, grids, losses, bands.bands, strict=True
         )
+    ]
     return curves, bands
 
 
@@ -582,23 +536,22 @@ def predict(store: Store, body: schemas.PredictionRequest) -> dict[str, Any]:
     return prediction_out(model, curves, bands, single=body.candidates is None)
 
 
-def prediction_out(
-    model: Model, curves: list[dict[str, Any]], bands: Bands, single: bool
-) -> dict[str, Any]:
+def prediction_out(model: Model, curves: Sequence[Curve], bands: Bands, single: bool) -> dict:
     """PredictionOut's fields; ``single``: a one-curve request, its arrays at the top too."""
-    one = curves[0] if single else {}
+    answers = [curve.to_json() for curve in curves]
+    one = answers[0] if single else {}
     return {
         "fit_id": model.fit_id,
-        "law": model.law.name,
-        "params": model.params,
-        "warmup": model.warmup,
+        "law": model.fitted.law.name,
+        "params": dict(model.fitted.params),
+        "warmup": model.fitted.warmup,
         "level": bands.level,
         "interval_note": bands.note,
         "steps": one.get("steps"),
         "loss": one.get("loss"),
         "lower": one.get("lower"),
         "upper": one.get("upper"),
-        "candidates": curves,
+        "candidates": answers,
     }
 
 
@@ -635,7 +588,7 @@ def forecast(
             )
     else:
         fit = store.get_fit(fit_id, with_runs=False)
-    seen = fit.result.get("points_fitted", {}).get(run.id)
+    seen = (FitReport.from_json(fit.result).points_fitted or {}).get(run.id)
     if seen is None:  # fits made before they recorded it: the snapshot knows
         snapshot = next((s for s in store.get_fit(fit.id).runs or () if s.run_id == run.id), None)
         seen = 0 if snapshot is None else int(snapshot.steps.size)
@@ -655,10 +608,11 @@ def forecast_out(
     what the fit's runs identify, and how current the fit is (``points_fitted`` of the run's
     points seen by the fit, default all). No storage: the CLI calls it too."""
     model = model_of_fit(fit)
+    fitted = model.fitted
     lr = run_lr(run)
     grid = curve_steps(lr, num_points)
     logged, curve = predict_losses(
-        model.law, model.params, [lr, lr], [run.steps, grid], model.warmup
+        fitted.law, fitted.params, [lr, lr], [run.steps, grid], fitted.warmup
     )
     if not (np.all(np.isfinite(logged)) and np.all(np.isfinite(curve))):
         raise InputError("the fit predicts a non-finite loss on this run's schedule", "fit_id")
@@ -675,9 +629,9 @@ def forecast_out(
     return {
         "run_id": run.id,
         "fit_id": fit.id,
-        "law": model.law.name,
-        "params": model.params,
-        "warmup": model.warmup,
+        "law": fitted.law.name,
+        "params": dict(fitted.params),
+        "warmup": fitted.warmup,
         "points": points,
         "predicted_at_logged": logged.tolist(),
         "lower_at_logged": None if at_logged is None else at_logged[0].tolist(),
@@ -686,17 +640,8 @@ def forecast_out(
         "level": bands.level,
         "interval_note": bands.note,
         "metrics": json_safe(curve_metrics(logged, run.loss)),
-        "curve": {
-            "name": run.name,
-            "steps": grid.tolist(),
-            "loss": curve.tolist(),
-            "lower": None if on_grid is None else on_grid[0].tolist(),
-            "upper": None if on_grid is None else on_grid[1].tolist(),
-            "lr": lr[grid].tolist(),
-            "total_steps": int(lr.size),
-            "warmup_end": warmup_steps_of(lr),
-        },
-        "identification": fit.result.get("identification") or None,
+        "curve": Curve.on_schedule(lr, grid, curve, on_grid, run.name).to_json(),
+        "identification": FitReport.from_json(fit.result).identification or None,
         "fit_run_ids": fit.run_ids,
         "freshness": {
             "points_fitted": seen,

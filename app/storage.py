@@ -24,7 +24,6 @@ Nothing here knows HTTP or numerics beyond encoding arrays.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 import uuid
 from collections import OrderedDict
@@ -55,6 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from app.domain import json_safe
 from app.errors import Conflict, NotFound
 
 MAX_APPEND_RETRIES = 20
@@ -83,21 +83,6 @@ def encode_ints(values: np.ndarray) -> bytes:
 
 def decode_ints(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype="<i8").astype(np.int64)
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by None (PostgreSQL's json refuses NaN)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
 
 
 def _now() -> datetime:

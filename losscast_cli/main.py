@@ -468,7 +468,7 @@ def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, 
 
 
 def json_safe_out(out: dict) -> dict:
-    from app.storage import json_safe
+    from app.domain import json_safe
 
     return json.loads(json.dumps(json_safe(out), default=str))
 
@@ -508,8 +508,9 @@ def _local_fit(records: list, options: Mapping[str, Any]):
     except ValidationError as error:
         raise UsageError(_validation_message(error)) from None
     runs = [Run(app_service.run_lr(r), r.steps, r.loss, r.id) for r in records]
-    law, stored = fit_report(runs, request)
-    return unsaved_fit(law.name, stored, request.model_dump(exclude={"run_ids"}), request.run_ids)
+    report = fit_report(runs, request)
+    options = request.model_dump(exclude={"run_ids"})
+    return unsaved_fit(report.law, report.to_json(), options, request.run_ids)
 
 
 def _model_fields(args, service: Service | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends
 from app import budgets, service
 from app import plan_schemas as schemas
 from app.deps import Compute, get_compute, get_settings, get_store
+from app.domain import FittedLaw
 from app.errors import InputError, NotFound
 from app.plan_json import optimised_json, record_json
 from app.schemas import error_responses
@@ -21,7 +22,6 @@ from app.settings import Settings
 from app.storage import FitRecord, Store
 from fitting import plan
 from fitting.errors import InvalidInput
-from fitting.predict import FittedLaw
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -49,10 +49,9 @@ def _fitted_law(store: Store, body) -> tuple[FittedLaw, str | None, plan.Trainin
             body.tokens_per_step if body.tokens_per_step is not None else known.tokens_per_step,
             body.n_params if body.n_params is not None else known.n_params,
         )
-        fitted = FittedLaw(model.law, model.params, model.warmup, model.uncertainty)
     except InvalidInput as error:
         raise InputError(str(error), "params") from error
-    return fitted, model.fit_id, scale
+    return model.fitted, model.fit_id, scale
 
 
 def _compare(model, scale, body: schemas.ComparePlan):
