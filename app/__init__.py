@@ -1,8 +1,9 @@
 """losscast's HTTP service: runs in, fits and predicted curves out, stored safely.
 
 ``app.main`` builds the FastAPI app; ``app.routers`` hold one router per resource;
-``app.service`` calls into ``fitting/``; ``app.domain`` holds the records users get (a fit
-report, a fitted law, a curve); ``app.storage`` is the only module that talks SQL.
+``app.services`` (one module per resource) call into ``fitting/``; ``app.domain`` holds the
+records users get (a fit report, a fitted law, a curve); ``app.storage`` is the only module that
+talks SQL.
 """
 
 from importlib.metadata import PackageNotFoundError, version

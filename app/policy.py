@@ -3,8 +3,8 @@ registered law), its cross-validation, the other laws' fits and the uncertainty 
 prediction bands, and what to say when one of them cannot be had.
 
 No HTTP and no SQL here: :func:`fit_report` takes runs and a fit request and returns the
-:class:`~app.domain.FitReport` (``app/service.py`` stores it; ``losscast fit`` prints it), so the
-two cannot drift apart.
+:class:`~app.domain.FitReport` (``app/services/fits.py`` stores it; ``losscast fit`` prints
+it), so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 
 import anyio
 
-from app import schemas, service
+from app import schemas
 from app.deps import Compute
+from app.services import fits
 from app.storage import RunRecord, Store
 
 logger = logging.getLogger("losscast")
@@ -150,4 +151,4 @@ def refit_body(store: Store, run_id: str) -> schemas.FitCreate:
 
 def refit_run(store: Store, run_id: str) -> None:
     """Refit ``run_id`` as :func:`refit_body` says (in the caller's thread)."""
-    service.fit_runs(store, refit_body(store, run_id))
+    fits.fit_runs(store, refit_body(store, run_id))

@@ -2,7 +2,7 @@
 
 Structure is checked here (types, lengths, "one of schedule or lr_per_step"); the numbers
 themselves (finite, positive, increasing, within the schedule) are checked by ``fitting/``
-through ``app/service.py``, whose messages say which value is wrong.
+through ``app/services/``, whose messages say which value is wrong.
 """
 
 from __future__ import annotations

@@ -461,10 +461,10 @@ def _fit_runs(bodies: list[dict], args, service: Service | None) -> tuple[dict, 
         out = service.post("/v1/fits", {"run_ids": run_ids, **options})
         return out, {run_id: body["name"] for run_id, body in zip(run_ids, bodies, strict=True)}
 
-    from app import service as app_service
+    from app.services.fits import fit_out
 
     fit = _local_fit(_local_records(bodies), options)
-    return json_safe_out(app_service.fit_out(fit)), {}
+    return json_safe_out(fit_out(fit)), {}
 
 
 def json_safe_out(out: dict) -> dict:
@@ -479,13 +479,13 @@ def _local_records(bodies: list[dict]) -> list:
     from pydantic import ValidationError
 
     from app import schemas
-    from app import service as app_service
+    from app.services.runs import build_run
     from app.storage import unsaved_run
 
     records = []
     for body in bodies:
         try:
-            new, _ = app_service.build_run(schemas.RunCreate(**body))
+            new, _ = build_run(schemas.RunCreate(**body))
         except ValidationError as error:
             raise UsageError(_validation_message(error)) from None
         records.append(unsaved_run(new, body["name"]))
@@ -498,8 +498,8 @@ def _local_fit(records: list, options: Mapping[str, Any]):
     from pydantic import ValidationError
 
     from app import schemas
-    from app import service as app_service
     from app.policy import fit_report
+    from app.services.runs import run_lr
     from app.storage import unsaved_fit
     from fitting.fit import Run
 
@@ -507,7 +507,7 @@ def _local_fit(records: list, options: Mapping[str, Any]):
         request = schemas.FitCreate(run_ids=[r.id for r in records], **options)
     except ValidationError as error:
         raise UsageError(_validation_message(error)) from None
-    runs = [Run(app_service.run_lr(r), r.steps, r.loss, r.id) for r in records]
+    runs = [Run(run_lr(r), r.steps, r.loss, r.id) for r in records]
     report = fit_report(runs, request)
     options = request.model_dump(exclude={"run_ids"})
     return unsaved_fit(report.law, report.to_json(), options, request.run_ids)
@@ -620,13 +620,13 @@ def _predict(args) -> int:
         from pydantic import ValidationError
 
         from app import schemas
-        from app import service as app_service
+        from app.services.predictions import predict
 
         try:
             request = schemas.PredictionRequest.model_validate(body)
         except ValidationError as error:
             raise UsageError(_validation_message(error)) from None
-        out = app_service.predict(None, request)
+        out = predict(None, request)
     _emit(out, args, render_prediction)
     return EXIT_OK
 
@@ -649,11 +649,11 @@ def _forecast(args) -> int:
         query = f"fit_id={fit['id']}&num_points={args.num_points}&level={args.level or 'none'}"
         out = service.get(f"/v1/runs/{run_ids[0]}/forecast?{query}")
     else:
-        from app import service as app_service
+        from app.services.predictions import forecast_out
 
         records = _local_records(bodies)
         fit = _local_fit(records, options)
-        out = json_safe_out(app_service.forecast_out(records[0], fit, args.num_points, level))
+        out = json_safe_out(forecast_out(records[0], fit, args.num_points, level))
     _emit(out, args, render_forecast)
     return EXIT_OK
 

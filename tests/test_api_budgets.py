@@ -30,13 +30,14 @@ def test_32_candidates_of_10m_steps_are_refused_before_any_work_naming_the_budge
 ):
     """The reported request: it took 30 s and 4-6 GB. Refused before a schedule is built or a
     prediction made (the time it takes is measured by bench/, not here)."""
-    import app.service
+    import app.services.predictions
+    import app.services.runs
 
     def no_work(*args, **kwargs):
         raise AssertionError("the refused request did work")
 
-    monkeypatch.setattr(app.service, "learning_rates", no_work)
-    monkeypatch.setattr(app.service, "predict_losses", no_work)
+    monkeypatch.setattr(app.services.runs, "learning_rates", no_work)
+    monkeypatch.setattr(app.services.predictions, "predict_losses", no_work)
     body = {
         **INLINE,
         "candidates": [{"schedule": _cosine(10_000_000), "num_points": 300}] * 32,

@@ -54,12 +54,12 @@ def test_a_fit_whose_min_step_leaves_no_points_is_422(client, mpl_fit):
 
 
 def test_a_shape_bug_in_the_prediction_is_500_not_422(client, monkeypatch):
-    import app.service
+    import app.services.predictions
 
     def mismatched(*args, **kwargs):
         np.broadcast_shapes((3,), (4,))  # ValueError: shape mismatch
 
-    monkeypatch.setattr(app.service, "predict_losses", mismatched)
+    monkeypatch.setattr(app.services.predictions, "predict_losses", mismatched)
     response = client.post(
         "/v1/predictions",
         json={**INLINE, "schedule": COSINE},
@@ -69,12 +69,12 @@ def test_a_shape_bug_in_the_prediction_is_500_not_422(client, monkeypatch):
 
 
 def test_a_bug_in_the_bands_is_500_not_a_422_blaming_level(client, mpl_fit, monkeypatch):
-    import app.service
+    import app.services.predictions
 
     def unzippable(*args, **kwargs):
         list(zip([1, 2], [1], strict=True))
 
-    monkeypatch.setattr(app.service, "predict_intervals", unzippable)
+    monkeypatch.setattr(app.services.predictions, "predict_intervals", unzippable)
     response = client.post(
         "/v1/predictions", json={"fit_id": mpl_fit["id"], "schedule": COSINE, "level": 0.9}
     )

@@ -1,1 +1,2 @@
-"""One APIRouter per resource; each translates HTTP into calls into app.service and app.storage."""
+"""One APIRouter per resource; each translates HTTP into calls into its application service
+(``app.services``) and ``app.storage``."""

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from app import __version__, budgets, http_cache, queries, schemas, service
+from app import __version__, budgets, http_cache, queries, schemas, services
 from app.deps import Compute, get_compute, get_settings, get_store, in_thread
+from app.services import fits, predictions
 from app.settings import Settings
 from app.storage import Store
 
@@ -70,9 +71,9 @@ async def create_fit(
     its uncertainty, so predictions from it carry prediction bands; with too few points to
     hold any out, the fit succeeds without (``uncertainty`` null, ``uncertainty_note``).
     The cross-validation fits run in the same worker call, so fits stay one at a time."""
-    fit = await compute.run_fit(service.fit_runs, store, body)
+    fit = await compute.run_fit(fits.fit_runs, store, body)
     response.headers["Location"] = f"/v1/fits/{fit.id}"
-    return service.fit_out(fit)
+    return fits.fit_out(fit)
 
 
 @router.get("", response_model=schemas.FitPage, responses=schemas.error_responses(422, 503))
@@ -84,8 +85,8 @@ def list_fits(
     offset: Annotated[int, Query(ge=0, le=schemas.MAX_OFFSET)] = 0,
 ):
     """Fits, newest first."""
-    fits, total = store.list_fits(run_id=run_id, law=law, limit=limit, offset=offset)
-    return service.page([service.fit_out(fit) for fit in fits], total, limit, offset)
+    found, total = store.list_fits(run_id=run_id, law=law, limit=limit, offset=offset)
+    return services.page([fits.fit_out(fit) for fit in found], total, limit, offset)
 
 
 @router.get(
@@ -94,7 +95,7 @@ def list_fits(
     responses=schemas.error_responses(404, 503, e404="no such fit"),
 )
 def get_fit(fit_id: str, store: StoreDep):
-    return service.fit_out(store.get_fit(fit_id))
+    return fits.fit_out(store.get_fit(fit_id))
 
 
 @router.get(
@@ -135,6 +136,6 @@ async def fit_curve(
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.curve_max_age}"}
     if http_cache.etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    out = await compute.run(service.fit_curve, fit, spec, num_points, band_level)
+    out = await compute.run(predictions.fit_curve, fit, spec, num_points, band_level)
     body = schemas.PredictionOut(**out)
     return JSONResponse(body.model_dump(mode="json"), headers=headers)

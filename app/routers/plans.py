@@ -11,13 +11,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from app import budgets, service
+from app import budgets
 from app import plan_schemas as schemas
 from app.deps import Compute, get_compute, get_settings, get_store
 from app.domain import FittedLaw
 from app.errors import InputError, NotFound
 from app.plan_json import optimised_json, record_json
 from app.schemas import error_responses
+from app.services import predictions
 from app.settings import Settings
 from app.storage import FitRecord, Store
 from fitting import plan
@@ -39,10 +40,10 @@ def _metadata_scale(store: Store, fit: FitRecord) -> plan.TrainingScale:
 def _fitted_law(store: Store, body) -> tuple[FittedLaw, str | None, plan.TrainingScale]:
     if body.fit_id is not None:
         fit = store.get_fit(body.fit_id, with_runs=False)
-        model = service.model_of_fit(fit)  # with the uncertainty POST /v1/fits stored
+        model = predictions.model_of_fit(fit)  # with the uncertainty POST /v1/fits stored
         known = _metadata_scale(store, fit)
     else:
-        model = service.inline_model(body.law, body.params, body.warmup)
+        model = predictions.inline_model(body.law, body.params, body.warmup)
         known = plan.TrainingScale()
     try:
         scale = plan.TrainingScale(

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from app import budgets, schemas, service
+from app import budgets, schemas
 from app.deps import Compute, get_compute, get_settings, get_store
+from app.services import predictions
 from app.settings import Settings
 from app.storage import Store
 
@@ -37,4 +38,4 @@ async def predict(
     (``LOSSCAST_MAX_PREDICTION_STEPS``, ``LOSSCAST_MAX_PREDICTION_POINTS``) is a 422 at once.
     """
     budgets.check_prediction(settings, body)
-    return await compute.run(service.predict, store, body)
+    return await compute.run(predictions.predict, store, body)

@@ -18,11 +18,12 @@ from fastapi import (
 )
 from pydantic import ValidationError
 
-from app import budgets, queries, schemas, service
+from app import budgets, queries, schemas, services
 from app.deps import Compute, get_compute, get_refits, get_settings, get_store
 from app.errors import REFUSES_METHODS, InputError
 from app.io import read_points
 from app.refits import Refits
+from app.services import predictions, runs
 from app.settings import Settings
 from app.storage import Store
 
@@ -60,7 +61,7 @@ RUN_LINKS = {
 
 def _created(run, warnings, response: Response) -> dict:
     response.headers["Location"] = f"/v1/runs/{run.id}"
-    return service.run_out(run, warnings=warnings)
+    return runs.run_out(run, warnings=warnings)
 
 
 @router.post(
@@ -73,7 +74,7 @@ def create_run(body: schemas.RunCreate, store: StoreDep, settings: SettingsDep, 
     """Store a logged run: its points and where its per-step learning rate comes from.
     A run over the budgets (``LOSSCAST_MAX_RUN_POINTS``, ``LOSSCAST_MAX_RUN_STEPS``) is a 422."""
     budgets.check_new_run(settings, body)
-    new_run, warnings = service.build_run(body)
+    new_run, warnings = runs.build_run(body)
     return _created(store.create_run(new_run), warnings, response)
 
 
@@ -115,7 +116,7 @@ def upload_run_csv(
     except ValidationError as error:
         raise InputError(str(error)) from error
     budgets.check_new_run(settings, body)
-    new_run, warnings = service.build_run(body)
+    new_run, warnings = runs.build_run(body)
     return _created(store.create_run(new_run), warnings, response)
 
 
@@ -140,7 +141,7 @@ def list_runs(
 ):
     """Runs, newest first, one page at a time."""
     filters = queries.parse_metadata_filters(metadata or [])
-    runs, total = store.list_runs(
+    found, total = store.list_runs(
         name=name,
         name_contains=name_contains,
         group=group,
@@ -148,7 +149,7 @@ def list_runs(
         limit=limit,
         offset=offset,
     )
-    return service.page([service.summary_out(run) for run in runs], total, limit, offset)
+    return services.page([runs.summary_out(run) for run in found], total, limit, offset)
 
 
 @router.get(
@@ -158,7 +159,7 @@ def list_runs(
 )
 def get_run(run_id: str, store: StoreDep, include_lr: bool = False):
     """One run with its points (``include_lr=true`` adds an explicit ``lr_per_step``)."""
-    return service.run_out(store.get_run(run_id), include_lr=include_lr)
+    return runs.run_out(store.get_run(run_id), include_lr=include_lr)
 
 
 @router.post(
@@ -176,11 +177,11 @@ def append_points(
     Points of a run whose points carry a logged ``lr`` must carry it too (422 otherwise).
     New points of a run in a group, or of one fitted before, schedule a background refit
     (debounced; the forecast's ``freshness`` says how current its fit is)."""
-    outcome = service.append_points(store, run_id, points, settings)
+    outcome = runs.append_points(store, run_id, points, settings)
     if outcome.appended and refits.wanted(outcome.run):
         refits.schedule(run_id)
     return {
-        **service.run_out(outcome.run),
+        **runs.run_out(outcome.run),
         "appended": outcome.appended,
         "unchanged": outcome.unchanged,
     }
@@ -220,5 +221,5 @@ async def forecast(
     fit is (``freshness``)."""
     band_level = queries.parse_level(level)
     return await compute.run(
-        service.forecast, store, run_id, fit_id, num_points, band_level, refits.state(run_id)
+        predictions.forecast, store, run_id, fit_id, num_points, band_level, refits.state(run_id)
     )

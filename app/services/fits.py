@@ -1,0 +1,127 @@
+"""The fits' application service: which runs a fit sees (``with_group``), the fit itself (the
+policy of :mod:`app.policy`, stored with a snapshot of what it saw), and a fit's JSON for
+``/v1/fits``.
+
+No HTTP and no SQL here: routers call these (``fit_runs`` through the compute pool's fit
+limiter), the store keeps what they return. The stored fit is a :class:`~app.domain.FitReport`'s
+JSON, read back only through :meth:`~app.domain.FitReport.from_json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from app import schemas
+from app.domain import FitReport
+from app.errors import InputError
+from app.http_cache import digest
+from app.policy import fit_report, law_named
+from app.services.runs import run_lr
+from app.storage import FitRecord, FitRunSnapshot, NewFit, Store
+from fitting.fit import Run
+
+
+def fit_run_ids(store: Store, run_ids: Sequence[str], with_group: bool) -> list[str]:
+    """``run_ids``, then (``with_group``) the other runs of their groups, newest first, up to
+    :data:`~app.schemas.MAX_FIT_RUNS` runs in all."""
+    chosen = list(run_ids)
+    if not with_group:
+        return chosen
+    groups = []
+    for record in store.get_runs(chosen):
+        if record.group is not None and record.group not in groups:
+            groups.append(record.group)
+    for group in groups:
+        for run_id in store.group_run_ids(group, schemas.MAX_FIT_RUNS):
+            if len(chosen) >= schemas.MAX_FIT_RUNS:
+                return chosen
+            if run_id not in chosen:
+                chosen.append(run_id)
+    return chosen
+
+
+def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
+    """Fit ``body.law`` (or choose one, ``auto``) to the runs as they are now, cross-validate it
+    for its prediction intervals unless ``body.intervals`` is false; store the result with what
+    it saw. Every fit here runs in the caller's thread: the router holds the fit limiter."""
+    if body.law != schemas.AUTO:
+        law_named(body.law)
+    if len(set(body.run_ids)) != len(body.run_ids):
+        raise InputError(f"each run may appear once, got {body.run_ids}", "run_ids")
+    records = store.get_runs(fit_run_ids(store, body.run_ids, body.with_group))
+    runs, snapshots = [], []
+    for record in records:
+        lr = run_lr(record)
+        runs.append(Run(lr, record.steps, record.loss, record.id))
+        snapshots.append(
+            FitRunSnapshot(
+                run_id=record.id,
+                name=record.name,
+                version=record.version,
+                lr_source=record.lr_source,
+                total_steps=int(lr.size),
+                lr_sha256=digest(np.ascontiguousarray(lr, "<f8").tobytes()),
+                points_sha256=digest(
+                    np.ascontiguousarray(record.steps, "<i8").tobytes(),
+                    np.ascontiguousarray(record.loss, "<f8").tobytes(),
+                ),
+                steps=record.steps,
+                loss=record.loss,
+            )
+        )
+    report = fit_report(runs, body)
+    report = replace(report, points_fitted={record.id: record.num_points for record in records})
+    stored = report.to_json()
+    return store.create_fit(
+        NewFit(
+            law=report.law,
+            params=stored["params"],
+            converged=report.converged,
+            result=stored,
+            options=body.model_dump(exclude={"run_ids"}),
+            runs=snapshots,
+        )
+    )
+
+
+def fit_out(fit: FitRecord) -> dict[str, Any]:
+    runs = None
+    if fit.runs is not None:
+        runs = [
+            {
+                "run_id": s.run_id,
+                "name": s.name,
+                "version": s.version,
+                "num_points": int(s.steps.size),
+                "last_step": int(s.steps[-1]),
+                "lr_source": s.lr_source,
+                "total_steps": s.total_steps,
+                "lr_sha256": s.lr_sha256,
+                "points_sha256": s.points_sha256,
+            }
+            for s in fit.runs
+        ]
+    report = FitReport.from_json(fit.result)
+    return {
+        "id": fit.id,
+        "law": fit.law,
+        "params": fit.params,
+        "converged": fit.converged,
+        "message": report.message,
+        "metrics": report.metrics,
+        "warmup": report.warmup,
+        "min_step": report.min_step,
+        "run_ids": fit.run_ids,
+        "runs": runs,
+        "selection": report.selection,
+        "validation": report.validation,
+        "uncertainty": report.uncertainty_summary(),
+        "uncertainty_note": report.band_uncertainty()[1],
+        "identification": report.identification or None,
+        "result": report.to_json(),
+        "created_at": fit.created_at,
+    }
