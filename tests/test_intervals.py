@@ -1,5 +1,6 @@
 """Cross-validation, law choice and prediction intervals on the real curves."""
 
+import dataclasses
 import functools
 import json
 
@@ -94,6 +95,26 @@ def test_bands_widen_with_the_horizon(banded_25m):
         return float((band["upper"] - band["lower"])[0] / band["loss"][0])
 
     assert final_width(24000) < final_width(72000) < final_width(200000)
+
+
+def test_the_held_out_error_and_the_folds_spread_are_one_error_not_two(banded_25m):
+    # Both come from the same fold fits: the band takes the larger, so lowering the held-out
+    # error leaves it unchanged where the folds disagree more (a long horizon) and narrows it
+    # where they agree (a short one). A sum would narrow it everywhere.
+    result, _, uncertainty = banded_25m
+    lr = learning_rates(
+        {"type": "constant", "peak_lr": 3e-4, "total_steps": 200000, "num_warmup_steps": 2160}
+    )
+    steps = np.array([30000, 199999])
+
+    def half_widths(u):
+        (band,) = predict_intervals(LAW, result.params, u, [lr], [steps], result.warmup)
+        return np.log(band["upper"] / band["loss"])
+
+    lower_error = dataclasses.replace(uncertainty, model_error=uncertainty.noise)
+    before, after = half_widths(uncertainty), half_widths(lower_error)
+    assert after[0] < before[0]
+    assert after[1] == pytest.approx(before[1], rel=1e-12)
 
 
 def test_uncertainty_survives_a_round_trip_through_json(banded_25m):
