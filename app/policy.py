@@ -22,7 +22,7 @@ from fitting.errors import InvalidInput
 from fitting.fit import FitResult, Run, fit_law
 from fitting.intervals import Uncertainty, estimate_uncertainty
 from fitting.laws import LAWS, Law, get_law
-from fitting.select import Validation, _splits, choose_law, cross_validate
+from fitting.select import Validation, choose_law, cross_validate
 
 #: What fitting valid-looking runs can raise and still not be a bug: input ``fitting/`` finds
 #: wrong only once it looks closer (``min_step`` past every point), and numerical failure (a
@@ -86,24 +86,8 @@ def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult
         raise InputError(f"the fit failed: {error}") from error
 
 
-def _holdout_problem(runs: Sequence[Run]) -> str | None:
-    """Why ``runs`` cannot be cross-validated (a single run with too few points to hold out its
-    tail), or None. ``fitting/select.py`` says so with a plain ``ValueError`` from its splits;
-    asking the splits alone, first, keeps every other ``ValueError`` of a cross-validation a bug
-    (a 500) rather than "cannot cross-validate". Once select.py raises ``InvalidInput`` there,
-    :data:`FIT_ERRORS` covers it and this can go."""
-    try:
-        _splits(runs)
-    except ValueError as error:
-        return f"cannot cross-validate: {error}"
-    return None
-
-
 def _validated(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> Validation | str:
     """The law's cross-validation on ``runs``, or why there is none (too few points)."""
-    problem = _holdout_problem(runs)
-    if problem is not None:
-        return problem
     try:
         validation = cross_validate(law, runs, **options)
     except FIT_ERRORS as error:
@@ -119,12 +103,11 @@ def _chosen_fit(
     """``law: auto``: every registered law cross-validated, the best fitted to all runs
     (:func:`fitting.select.choose_law`). Without enough points to cross-validate, the default
     law is fitted and the selection says why."""
-    reason = _holdout_problem(runs)
-    if reason is None:
-        try:
-            result, chosen, validations = choose_law(runs, **options)
-        except FIT_ERRORS as error:  # e.g. the chosen law's fit to all runs failed
-            reason = f"cannot cross-validate: {error}"
+    reason = None
+    try:
+        result, chosen, validations = choose_law(runs, **options)
+    except FIT_ERRORS as error:  # too few points to hold any out, or the chosen law's fit failed
+        reason = f"cannot cross-validate: {error}"
     if reason is not None:
         law = law_named(schemas.DEFAULT_LAW)
         result = _fit(law, runs, options)

@@ -65,7 +65,7 @@ def _splits(runs: Sequence[Run]) -> tuple[str, list[tuple[list[Run], Run]]]:
         cut = first + (1 - share) * (last - first)
         early, late = run.steps <= cut, run.steps > cut
         if early.sum() < 3 or late.sum() < 1:
-            raise ValueError(
+            raise InvalidInput(
                 f"run {run.name!r}: too few logged points ({run.steps.size}) to hold out its last "
                 f"{share:.0%} of steps for validation"
             )
@@ -87,7 +87,7 @@ def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
         try:
             # Padded like all the runs: every fold reuses the full fit's compiled kernels.
             result = fit_law(law, training, like=runs, **fit_options)
-        except ValueError as problem:  # e.g. min_step leaves a training run empty
+        except InvalidInput as problem:  # e.g. min_step leaves a training run empty
             folds.append({"held_out": held_out.name, "error": str(problem)})
             continue
         keep = held_out.steps >= result.min_step
