@@ -19,7 +19,7 @@ store keeps their JSON.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -34,20 +34,32 @@ from fitting.schedules import warmup_steps_of
 __all__ = ["Curve", "FitReport", "FittedLaw", "Model", "json_safe"]
 
 
-def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced by None (JSON has no NaN, and PostgreSQL's json
-    refuses it) and numpy scalars by Python's: the JSON form of every record here."""
+def json_safe(value: Any, unknown: Callable[[Any], Any] | None = None) -> Any:
+    """``value`` as JSON: arrays to lists, numpy scalars to Python's, non-finite floats to None
+    (JSON has no NaN, and PostgreSQL's json refuses it); anything else that JSON cannot hold is
+    kept, or passed to ``unknown`` (e.g. ``str`` for an error's details). The JSON form of every
+    record of the service: fit reports, curves, plans, error bodies.
+
+    >>> json_safe({"loss": np.array([2.5, np.inf]), "steps": np.int64(3), "ok": np.bool_(True)})
+    {'loss': [2.5, None], 'steps': 3, 'ok': True}
+    >>> json_safe([ValueError("bad")], unknown=str)
+    ['bad']
+    """
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, unknown) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
+        return [json_safe(v, unknown) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist(), unknown)
     if isinstance(value, np.bool_):
         return bool(value)
-    return value
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool) or unknown is None:
+        return value
+    return unknown(value)
 
 
 @dataclass(frozen=True)

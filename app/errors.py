@@ -23,7 +23,6 @@ when it is about the request as a whole), plus the request's id, which is also t
 from __future__ import annotations
 
 import logging
-import math
 import re
 import uuid
 from collections.abc import Iterable
@@ -37,6 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.domain import json_safe
 from fitting.errors import InvalidInput
 
 logger = logging.getLogger("losscast")
@@ -79,19 +79,6 @@ class Conflict(ValueError):
     kind = "conflict"
 
 
-def _json_safe(value: Any) -> Any:
-    """Pydantic's error details may hold exceptions, bytes or NaN: keep them printable."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
-
-
 def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     # The default handler echoes the offending input, which can be a 60 MB array: leave it out.
     detail = []
@@ -101,7 +88,7 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
         if "ctx" in error:
             item["ctx"] = error["ctx"]
         detail.append(item)
-    return _json_safe(detail)
+    return json_safe(detail, unknown=str)  # pydantic's details may hold exceptions or bytes
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -8,42 +8,19 @@ no NaN). No numerics here: the records hold the numbers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-
+from app.domain import json_safe
 from fitting.plan import OptimisedSchedule
 
-__all__ = ["jsonable", "optimised_json", "record_json"]
-
-
-def jsonable(value: Any) -> Any:
-    """Arrays to lists, numpy scalars to Python, non-finite floats to None.
-
-    >>> jsonable({"loss": np.array([2.5, np.inf]), "steps": np.int64(3), "ok": np.bool_(True)})
-    {'loss': [2.5, None], 'steps': 3, 'ok': True}
-    """
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+__all__ = ["optimised_json", "record_json"]
 
 
 def record_json(record: Any) -> dict[str, Any]:
     """A planner's record (a ``PlannedRun``, ``ScheduleForecast``, ``CooldownPlan``,
     ``StepsToTarget``) as JSON: every field under its name."""
-    return jsonable(asdict(record))
+    return json_safe(asdict(record))
 
 
 def optimised_json(result: OptimisedSchedule, include_lr: bool = False) -> dict[str, Any]:
@@ -52,4 +29,4 @@ def optimised_json(result: OptimisedSchedule, include_lr: bool = False) -> dict[
     values = asdict(result)
     if not include_lr:
         values.pop("lr")
-    return jsonable(values)
+    return json_safe(values)
