@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas import COSINE_24000, MAX_CANDIDATES, MAX_CURVE_POINTS, Warmup
+from app.schemas import COSINE_24000, DEFAULT_LEVEL, MAX_CANDIDATES, MAX_CURVE_POINTS, Warmup
 from fitting.plan import (
     COOLDOWN_SHAPES,
     DEFAULT_COOLDOWN_FRACTIONS,
@@ -84,7 +84,9 @@ class ComparePlan(_PlanBase):
     kind: Literal["compare"]
     candidates: list[PlanCandidate] = Field(min_length=1, max_length=MAX_CANDIDATES)
     num_points: int = Field(DEFAULT_NUM_POINTS, ge=1, le=MAX_CURVE_POINTS)
-    level: float = Field(0.9, gt=0, lt=1, description="prediction band, when the fit has one")
+    level: float = Field(
+        DEFAULT_LEVEL, gt=0, lt=1, description="prediction band, when the fit has one"
+    )
 
     model_config = ConfigDict(
         extra="forbid",
@@ -174,7 +176,9 @@ class BudgetPlan(_PlanBase):
     tokens: float | None = Field(None, gt=0, allow_inf_nan=False)
     flops: float | None = Field(None, gt=0, allow_inf_nan=False)
     num_points: int = Field(DEFAULT_NUM_POINTS, ge=1, le=MAX_CURVE_POINTS)
-    level: float = Field(0.9, gt=0, lt=1, description="prediction band, when the fit has one")
+    level: float = Field(
+        DEFAULT_LEVEL, gt=0, lt=1, description="prediction band, when the fit has one"
+    )
 
     @model_validator(mode="after")
     def _one_budget(self):

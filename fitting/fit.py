@@ -175,6 +175,11 @@ class FitResult:
 # Batching: runs padded to one shape bucket.
 
 
+#: The least predicted loss whose logarithm is taken (fit residuals, bands, cross-validation):
+#: a non-positive prediction gets a large, finite log error instead of NaN.
+LOSS_FLOOR = 1e-12
+
+
 def ramp_end_of(lr: np.ndarray, warmup: str) -> int:
     """Index before which annealing terms ignore rate changes (the warmup ramp's end, or 0)."""
     if warmup not in WARMUP_TREATMENTS:
@@ -228,7 +233,7 @@ def _objective(law: Law, params, batch, delta):
 
 def _objective_of_predictions(law: Law, params, predicted, batch, delta):
     # A non-positive prediction is pushed back by a large, finite log residual.
-    residual = jnp.log(batch["loss"]) - jnp.log(jnp.maximum(predicted, 1e-12))
+    residual = jnp.log(batch["loss"]) - jnp.log(jnp.maximum(predicted, LOSS_FLOOR))
     per_point = _huber(residual, delta) * batch["mask"]
     per_run = jnp.sum(per_point, axis=-1) / jnp.maximum(jnp.sum(batch["mask"], axis=-1), 1.0)
     value = jnp.sum(per_run) / delta**2

@@ -73,7 +73,14 @@ import scipy.stats
 
 from fitting.compiled import bounded_jit
 from fitting.errors import InvalidInput
-from fitting.fit import FitResult, Run, count_traces, pad_candidates, predict_losses
+from fitting.fit import (
+    LOSS_FLOOR,
+    FitResult,
+    Run,
+    count_traces,
+    pad_candidates,
+    predict_losses,
+)
 from fitting.laws import Law, from_fit_coordinates, get_law, to_fit_coordinates
 from fitting.select import Validation
 
@@ -129,7 +136,7 @@ class Uncertainty:
 def _log_prediction(law: Law, fitted, lr, steps, ramp_end):
     params = from_fit_coordinates(law, fitted)
     predicted = law.predict(params, lr, steps, ramp_end)
-    return jnp.log(jnp.maximum(predicted, 1e-12))
+    return jnp.log(jnp.maximum(predicted, LOSS_FLOOR))
 
 
 @bounded_jit(static_argnums=0, name="intervals.log_prediction_and_jacobian")
@@ -246,7 +253,7 @@ def predict_intervals(
 
     def log_predictions(other: Law, params: Mapping[str, float]) -> list[np.ndarray]:
         return [
-            np.log(np.maximum(p, 1e-12))
+            np.log(np.maximum(p, LOSS_FLOOR))
             for p in predict_losses(other, params, schedules, steps, warmup)
         ]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fitting.errors import InvalidInput
-from fitting.fit import FitResult, Run, fit_law, predict_runs
+from fitting.fit import LOSS_FLOOR, FitResult, Run, fit_law, predict_runs
 from fitting.laws import LAWS, Law
 from fitting.metrics import curve_metrics
 
@@ -97,7 +97,7 @@ def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
         predicted = predict_runs(law, result.params, [held_out], result.warmup, like=runs)[0][keep]
         metrics = curve_metrics(predicted, held_out.loss[keep])
         folds.append({"held_out": held_out.name, "converged": result.converged, **metrics})
-        residuals.append(np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, 1e-12)))
+        residuals.append(np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, LOSS_FLOOR)))
         errors.append(metrics["pred_e"])
         fold_params.append(result.params)
     pred_e = float(np.mean(errors)) if errors else float("inf")

@@ -15,6 +15,7 @@ import numpy as np
 
 from fitting.errors import InvalidInput
 from fitting.fit import predict_losses
+from fitting.intervals import DEFAULT_LEVEL
 from fitting.plan.cost import TrainingScale
 from fitting.plan.planned import PlannedRun
 from fitting.predict import DEFAULT_NUM_POINTS, FittedLaw, curve_steps
@@ -84,7 +85,7 @@ def compare_schedules(
     *,
     num_points: int = DEFAULT_NUM_POINTS,
     scale: TrainingScale | None = None,
-    level: float = 0.9,
+    level: float = DEFAULT_LEVEL,
 ) -> list[ScheduleForecast]:
     """Predicted curve and final loss of each candidate, ranked best (lowest final loss) first.
 

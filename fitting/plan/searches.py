@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fitting.errors import InvalidInput, finite_number
+from fitting.intervals import DEFAULT_LEVEL
 from fitting.padding import schedule_length_bucket
 from fitting.plan.compare import ScheduleForecast, candidate_schedule, compare_schedules
 from fitting.plan.cost import TrainingScale
@@ -474,7 +475,7 @@ def loss_for_budget(
     flops: float | None = None,
     scale: TrainingScale | None = None,
     num_points: int = DEFAULT_NUM_POINTS,
-    level: float = 0.9,
+    level: float = DEFAULT_LEVEL,
 ) -> ScheduleForecast:
     """The predicted curve and final loss a budget buys with a schedule family (the reverse of
     :func:`steps_to_target`).
