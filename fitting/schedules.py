@@ -232,6 +232,26 @@ def _floor(family: str, peak: float, absolute: str, absolute_value: Any, ratio: 
     return value
 
 
+def floor_rate(
+    peak_lr: float,
+    min_lr: Any = None,
+    min_lr_ratio: Any = None,
+    end_value: Any = None,
+    family: str = "schedule",
+) -> float:
+    """The rate a schedule decays to: ``min_lr`` (``end_value`` for ``linear``), or
+    ``min_lr_ratio * peak_lr``, or 0; at most one of them, within ``[0, peak_lr]``. The one rule
+    for every family here and for the planner's frames.
+
+    >>> floor_rate(1e-3, min_lr_ratio=0.1), floor_rate(1e-3, min_lr=1e-5), floor_rate(1e-3)
+    (0.0001, 1e-05, 0.0)
+    """
+    if min_lr is not None and end_value is not None:
+        raise _fail(family, "only one of min_lr or end_value", min_lr=min_lr, end_value=end_value)
+    absolute, value = ("end_value", end_value) if end_value is not None else ("min_lr", min_lr)
+    return _floor(family, peak_lr, absolute, value, min_lr_ratio)
+
+
 def _choice(family: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise _fail(family, f"{name} in {list(allowed)}", **{name: value})

@@ -25,9 +25,9 @@ from fitting.laws import Law
 from fitting.padding import pad_schedule, schedule_length_bucket
 from fitting.plan.cost import TrainingScale
 from fitting.plan.planned import PlannedRun
-from fitting.plan.searches import best_cooldown, floor_of
+from fitting.plan.searches import best_cooldown
 from fitting.predict import FittedLaw
-from fitting.schedules import learning_rates
+from fitting.schedules import floor_rate, learning_rates
 
 __all__ = ["DEFAULT_NUM_KNOTS", "OptimisedSchedule", "optimise_schedule"]
 
@@ -194,7 +194,7 @@ def optimise_schedule(
       An :class:`OptimisedSchedule`.
     """
     began = time.perf_counter()
-    floor = floor_of(peak_lr, min_lr, min_lr_ratio)
+    floor = floor_rate(peak_lr, min_lr, min_lr_ratio)
     frame = {
         "peak_lr": peak_lr,
         "total_steps": total_steps,

@@ -24,7 +24,7 @@ from fitting.plan.compare import ScheduleForecast, candidate_schedule, compare_s
 from fitting.plan.cost import TrainingScale
 from fitting.plan.planned import PlannedRun
 from fitting.predict import DEFAULT_NUM_POINTS, FittedLaw, final_losses
-from fitting.schedules import MAX_TOTAL_STEPS, learning_rates
+from fitting.schedules import MAX_TOTAL_STEPS, floor_rate, learning_rates
 
 __all__ = [
     "COOLDOWN_SHAPES",
@@ -63,7 +63,7 @@ def frame_of(spec: Mapping[str, Any]) -> dict[str, Any]:
     :func:`best_cooldown` and :func:`fitting.plan.optimise_schedule`.
 
     The floor is the spec's ``min_lr`` (or ``end_value``, or ``min_lr_ratio`` times the peak);
-    0 when it has none, as in :mod:`fitting.schedules`.
+    0 when it has none (:func:`fitting.schedules.floor_rate`).
 
     >>> frame_of({"type": "cosine", "peak_lr": 3e-4, "total_steps": 24000,
     ...           "num_warmup_steps": 2160, "min_lr": 3e-5})["min_lr"]
@@ -75,14 +75,9 @@ def frame_of(spec: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         raise InvalidInput(f"schedule: requires {missing} to plan a cooldown or optimise")
     peak = finite_number("peak_lr", spec["peak_lr"])
-    if "min_lr" in spec and spec["min_lr"] is not None:
-        floor = finite_number("min_lr", spec["min_lr"])
-    elif "end_value" in spec and spec["end_value"] is not None:
-        floor = finite_number("end_value", spec["end_value"])
-    elif "min_lr_ratio" in spec and spec["min_lr_ratio"] is not None:
-        floor = finite_number("min_lr_ratio", spec["min_lr_ratio"]) * peak
-    else:
-        floor = 0.0
+    floor = floor_rate(
+        peak, spec.get("min_lr"), spec.get("min_lr_ratio"), spec.get("end_value"), "schedule"
+    )
     return {
         "peak_lr": peak,
         "total_steps": spec["total_steps"],
@@ -90,20 +85,6 @@ def frame_of(spec: Mapping[str, Any]) -> dict[str, Any]:
         "warmup_init_value": spec.get("warmup_init_value", 0.0),
         "min_lr": floor,
     }
-
-
-def floor_of(peak_lr: float, min_lr: float | None, min_lr_ratio: float | None) -> float:
-    """The rate a schedule ends on: ``min_lr``, or ``min_lr_ratio * peak_lr``, or 0 (at most one
-    of the two may be given).
-
-    >>> floor_of(1e-3, None, 0.1), floor_of(1e-3, 1e-5, None), floor_of(1e-3, None, None)
-    (0.0001, 1e-05, 0.0)
-    """
-    if min_lr is not None and min_lr_ratio is not None:
-        raise InvalidInput(f"give min_lr or min_lr_ratio, not both: {min_lr}, {min_lr_ratio}")
-    if min_lr_ratio is not None:
-        return finite_number("min_lr_ratio", min_lr_ratio) * peak_lr
-    return 0.0 if min_lr is None else finite_number("min_lr", min_lr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +176,7 @@ def best_cooldown(
     Returns:
       A :class:`CooldownPlan`.
     """
-    floor = floor_of(peak_lr, min_lr, min_lr_ratio)
+    floor = floor_rate(peak_lr, min_lr, min_lr_ratio)
     frame = {"peak_lr": peak_lr, "total_steps": total_steps, "num_warmup_steps": num_warmup_steps}
     learning_rates({"type": "constant", **frame, "warmup_init_value": warmup_init_value})
     decay_types = list(dict.fromkeys(decay_types))
