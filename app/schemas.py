@@ -72,6 +72,42 @@ WSD_24000 = {
     "decay_type": "linear",
     "min_lr": 3e-5,
 }
+#: A complete small run: 22 points, one every 1,024 steps, of the 25M model's cosine run of
+#: 24,000 steps (Luo et al. 2025; tests/data/mpl). Enough points for a fit to converge and to
+#: hold out its last 20% and 40% (so the fit has bands); the contract tests fit it.
+SMALL_RUN = {
+    "name": "25M-cosine_24000-every-1024",
+    "group": "25M-llama",
+    "metadata": {"model_size": "25M", "tokens_per_step": 524288},
+    "schedule": COSINE_24000,
+    "points": {
+        "step": list(range(2160, 24000, 1024)),
+        "loss": [
+            4.1114,
+            3.7997,
+            3.6803,
+            3.6117,
+            3.5637,
+            3.5263,
+            3.4968,
+            3.47,
+            3.449,
+            3.4302,
+            3.411,
+            3.3957,
+            3.3809,
+            3.3664,
+            3.3547,
+            3.3439,
+            3.3339,
+            3.3252,
+            3.3178,
+            3.3121,
+            3.308,
+            3.3049,
+        ],
+    },
+}
 LR_SOURCE_NOTES = {
     "schedule": "per-step learning rate built from the run's schedule spec",
     "lr_per_step": "per-step learning rate given explicitly (lr_per_step)",
@@ -248,7 +284,8 @@ class RunCreate(_Model):
                     "metadata": {"model_size": "25M", "tokens_per_step": 524288},
                     "schedule": COSINE_24000,
                     "points": {"step": [2160, 2288, 2416], "loss": [4.1114, 4.0342, 3.9793]},
-                }
+                },
+                SMALL_RUN,
             ]
         },
     )

@@ -3,11 +3,15 @@ the app in-process (ASGI), and checks every answer with its default checks -- no
 codes, content types, headers and bodies as documented, 405 with ``Allow`` for undocumented
 methods, ``OPTIONS``'s ``Allow`` -- for every operation.
 
-- Fast profile (``make test``): a few generated cases per operation, about a minute on 2 cores.
-  The fits it can make are of tiny runs, or 404s (generated run ids), so it compiles little.
-- Full profile (``@pytest.mark.slow``, ``make bench``): many more cases per operation, and the
-  stateful phase, which follows the OpenAPI links (POST /v1/runs -> POST /v1/fits -> curves,
-  forecasts, predictions, plans) with real runs and fits.
+- Fast profile (``make test``): a few generated cases per operation, and a few stateful
+  scenarios (below); about a minute or two on 2 cores, most of it compiling the first fit.
+- Full profile (``@pytest.mark.slow``, ``make bench``): many more cases per operation, and many
+  more stateful scenarios, which must reach a successful fit and a 200 from each of curve,
+  forecast, predictions and plans.
+- Stateful phase: schemathesis' state machine follows the OpenAPI links (POST /v1/runs ->
+  POST /v1/fits -> curves, forecasts, predictions, plans, and back to the runs), each scenario
+  from a real run that it has fitted (``_workflows``). The steps are counted per operation and
+  status, and per link and status, and printed at the end.
 
 The app is a fresh one on its own SQLite file, without the JIT warm-up (``jax_cache_dir`` empty:
 nothing from other tests). How many cases each profile generated is printed at the end
@@ -25,7 +29,10 @@ import tempfile
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import initialize, multiple
 from schemathesis.config import SchemathesisConfig
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.stateful.state_machine import StepInput, normalize_name
 
 CASES: collections.Counter[str] = collections.Counter()
 FAST_EXAMPLES = int(os.environ.get("LOSSCAST_CONTRACT_EXAMPLES", "8"))
@@ -83,21 +90,101 @@ def test_every_operation_answers_as_documented_full(case):
     case.call_and_validate()
 
 
-@pytest.mark.slow
-def test_stateful_workflows_follow_the_links():
-    """Runs -> fits -> curves, forecasts, predictions, plans, along the OpenAPI links."""
+#: Per profile: (operation, status) of every stateful step, and (link, status) of every step
+#: that followed a link.
+STEPS: dict[str, collections.Counter[tuple[str, int]]] = collections.defaultdict(
+    collections.Counter
+)
+LINKED: dict[str, collections.Counter[tuple[str, int]]] = collections.defaultdict(
+    collections.Counter
+)
+#: Where the workflows must get to with a real run: a fit, then each thing asked of it.
+REACHED = {
+    ("POST /v1/fits", 201),
+    ("GET /v1/fits/{fit_id}/curve", 200),
+    ("GET /v1/runs/{run_id}/forecast", 200),
+    ("POST /v1/predictions", 200),
+    ("POST /v1/plans", 200),
+}
+
+
+def _workflows(profile: str):
+    """schemathesis' state machine over the OpenAPI links, counted. Each scenario starts from a
+    real run, fitted: the documented small run (``schemas.SMALL_RUN``) through the root rule of
+    POST /v1/runs, then its ``FitRun`` link through that link's rule -- sent and checked like
+    any step, and both left for the scenario's later steps to follow links from. Without it the
+    links past POST /v1/fits are almost never followed: a generated run is almost never valid
+    (step and loss of one length, a schedule fitting/ accepts), and a generated scenario rarely
+    fits the example run before deleting it."""
+    from app.schemas import SMALL_RUN
+
     workflow = schema.as_state_machine()
+    (fit_run,) = (
+        link
+        for link in workflow._transitions.operations["POST /v1/runs"].outgoing
+        if link.name == "FitRun"
+    )
+    create_run_rule = getattr(workflow, normalize_name("RANDOM -> POST /v1/runs"))
+    fit_run_rule = getattr(workflow, normalize_name(fit_run.full_name))
 
-    class Counted(workflow):
-        def call(self, case, **kwargs):
-            CASES["stateful"] += 1
-            return super().call(case, **kwargs)
+    class Workflows(workflow):
+        @initialize(target=workflow.bundles["POST /v1/runs -> 201"])
+        def a_fitted_run(self):
+            run = create_run_rule(self, StepInput.initial(fit_run.source.Case(body=SMALL_RUN)))
+            transition = fit_run.extract(run)
+            case = fit_run.target.Case(body=transition.request_body.value.ok())
+            fit = fit_run_rule(self, StepInput(case, transition, [(ParameterLocation.BODY, None)]))
+            return multiple(run, fit)  # each to its bundle (schemathesis matches the response)
 
-    Counted.run(
+        def step(self, input):
+            output = super().step(input)
+            label, status = input.case.operation.label, output.response.status_code
+            CASES[profile] += 1
+            STEPS[profile][label, status] += 1
+            if input.transition is not None:
+                LINKED[profile][input.transition.id, status] += 1
+            return output
+
+    return Workflows
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_steps():
+    yield
+    for profile in sorted(STEPS):
+        print(f"\n{profile}: steps (count, status, operation)")
+        for (label, status), count in sorted(STEPS[profile].items()):
+            print(f"  {count:5d}  {status}  {label}")
+        print(f"{profile}: steps that followed a link (count, status, link)")
+        for (link, status), count in sorted(LINKED[profile].items()):
+            print(f"  {count:5d}  {status}  {link}")
+
+
+def _run_workflows(profile: str, scenarios: int, steps: int) -> None:
+    _workflows(profile).run(
         settings=settings(
-            max_examples=int(os.environ.get("LOSSCAST_CONTRACT_STATEFUL_EXAMPLES", "60")),
-            stateful_step_count=8,
+            max_examples=scenarios,
+            stateful_step_count=steps,
             deadline=None,
             suppress_health_check=[*SUPPRESSED, HealthCheck.function_scoped_fixture],
         )
     )
+
+
+def test_stateful_workflows_follow_the_links():
+    """A few scenarios along the links, each from a fitted run (a fit, the first time, compiles)."""
+    _run_workflows(
+        "stateful-fast", int(os.environ.get("LOSSCAST_CONTRACT_STATEFUL_FAST_EXAMPLES", "8")), 6
+    )
+    assert STEPS["stateful-fast"]["POST /v1/fits", 201] >= 1
+
+
+@pytest.mark.slow
+def test_stateful_workflows_follow_the_links_full():
+    """Runs -> fits -> curves, forecasts, predictions, plans, along the OpenAPI links: each of
+    them is reached with a fit that succeeded, and answers as documented."""
+    _run_workflows(
+        "stateful-full", int(os.environ.get("LOSSCAST_CONTRACT_STATEFUL_EXAMPLES", "100")), 10
+    )
+    reached = {step for step, count in STEPS["stateful-full"].items() if count}
+    assert REACHED <= reached, f"never reached: {sorted(REACHED - reached)}"
