@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/fits", tags=["fits"])
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ComputeDep = Annotated[Compute, Depends(get_compute)]
-#: OpenAPI links from a created fit to what can be asked of it.
+#: OpenAPI links from a fit (created or read) to what can be asked of it.
 FIT_LINKS = {
     "GetFit": {
         "operationId": "get_fit_v1_fits__fit_id__get",
@@ -92,7 +92,10 @@ def list_fits(
 @router.get(
     "/{fit_id}",
     response_model=schemas.FitOut,
-    responses=schemas.error_responses(404, 503, e404="no such fit"),
+    responses={
+        200: {"links": FIT_LINKS},
+        **schemas.error_responses(404, 503, e404="no such fit"),
+    },
 )
 def get_fit(fit_id: str, store: StoreDep):
     return fits.fit_out(store.get_fit(fit_id))
