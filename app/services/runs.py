@@ -138,6 +138,20 @@ class AppendOutcome:
     unchanged: int
 
 
+def _check_unchanged(
+    run_id: str, what: str, steps: np.ndarray, given: np.ndarray, stored: np.ndarray
+) -> None:
+    """A :class:`Conflict` at the first of ``steps`` whose ``given`` value (``what``: loss or
+    lr) differs from the ``stored`` one (beyond rounding): a logged point is never rewritten."""
+    same = np.isclose(given, stored, rtol=1e-12, atol=0)
+    if not np.all(same):
+        i = int(np.flatnonzero(~same)[0])
+        raise Conflict(
+            f"run {run_id!r}: step {int(steps[i])} is already logged with {what} "
+            f"{stored[i]!r}, got {given[i]!r}"
+        )
+
+
 def append_points(
     store: Store, run_id: str, points: schemas.Points, settings: Settings | None = None
 ) -> AppendOutcome:
@@ -161,21 +175,10 @@ def append_points(
     def merge(current: RunRecord) -> PointsUpdate | None:
         known = np.isin(steps, current.steps)
         where_known = np.searchsorted(current.steps, steps[known])
-        same_loss = np.isclose(loss[known], current.loss[where_known], rtol=1e-12, atol=0)
-        if not np.all(same_loss):
-            i = int(np.flatnonzero(~same_loss)[0])
-            raise Conflict(
-                f"run {current.id!r}: step {int(steps[known][i])} is already logged with loss "
-                f"{current.loss[where_known][i]!r}, got {loss[known][i]!r}"
-            )
+        _check_unchanged(current.id, "loss", steps[known], loss[known], current.loss[where_known])
         if point_lr is not None and current.point_lr is not None:
-            same_lr = np.isclose(point_lr[known], current.point_lr[where_known], rtol=1e-12, atol=0)
-            if not np.all(same_lr):
-                i = int(np.flatnonzero(~same_lr)[0])
-                raise Conflict(
-                    f"run {current.id!r}: step {int(steps[known][i])} is already logged with lr "
-                    f"{current.point_lr[where_known][i]!r}, got {point_lr[known][i]!r}"
-                )
+            stored_lr = current.point_lr[where_known]
+            _check_unchanged(current.id, "lr", steps[known], point_lr[known], stored_lr)
         new = ~known
         counts.update(appended=int(new.sum()), unchanged=int(known.sum()))
         if not np.any(new):
