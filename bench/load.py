@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 import httpx  # noqa: E402
+
+from bench.server import free_port, start_server  # noqa: E402
 
 MPL = ROOT / "tests" / "data" / "mpl"
 FITTING_RUNS = ("cosine_24000", "constant_24000", "wsdcon_9")
@@ -52,12 +53,6 @@ end
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _run_body(name: str) -> dict:
     specs = json.loads((MPL / "schedules.json").read_text())
     rows = [line.split(",") for line in (MPL / "25M" / f"{name}.csv").read_text().split()[1:]]
@@ -70,31 +65,14 @@ def _run_body(name: str) -> dict:
 
 
 def _start_server(folder: Path, port: int) -> tuple[subprocess.Popen, float]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{folder / 'bench.db'}",
-        "LOG_LEVEL": "WARNING",
-        "LOSSCAST_JAX_CACHE_DIR": os.environ.get(
-            "LOSSCAST_JAX_CACHE_DIR", str(ROOT / "var" / "jax-cache")
-        ),
-    }
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--no-access-log"]
-    began = time.perf_counter()
     log = (folder / "server.log").open("wb")
-    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    while True:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited: {(folder / 'server.log').read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server, time.perf_counter() - began
-        except httpx.TransportError:
-            pass
-        if time.perf_counter() - began > 900:
-            server.kill()
-            raise SystemExit("server not healthy after 15 minutes")
-        time.sleep(0.2)
+    cache = os.environ.get("LOSSCAST_JAX_CACHE_DIR", str(ROOT / "var" / "jax-cache"))
+    try:  # with the warm-up: up to 15 minutes on 2 cores
+        return start_server(
+            folder, port, log, {"LOSSCAST_JAX_CACHE_DIR": cache}, ("--no-access-log",), 900
+        )
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from error
 
 
 def _wrk(url: str, body: dict, clients: int, duration: float, folder: Path) -> dict:
@@ -170,7 +148,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="losscast-bench-") as tmp:
         folder = Path(tmp)
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         server, startup = _start_server(folder, port)
         try:

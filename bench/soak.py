@@ -39,23 +39,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
-import httpx  # noqa: E402
-
-from fitting.fit import predict_losses  # noqa: E402
-from fitting.laws import LAWS  # noqa: E402
-from fitting.schedules import learning_rates  # noqa: E402
+from bench.server import free_port, start_server
+from fitting.fit import predict_losses
+from fitting.laws import LAWS
+from fitting.schedules import learning_rates
 
 SHORTEST, LONGEST = 100, 200_000
 SPARSE_EVERY = 100  # a sparse run logs a point every this many steps
@@ -70,12 +66,6 @@ MAP_COUNT_SHARE = 0.5  # fail past this share of vm.max_map_count
 TRUE_PARAMS = {"L0": 2.5, "A": 0.6, "alpha": 0.45, "C": 1.0, "decay": 0.998}
 NOISE = 0.002
 REQUEST_TIMEOUT_S = 900.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def lengths(count: int) -> list[int]:
@@ -181,36 +171,6 @@ def still_growing(values: list[float], fraction: float = LEVEL_FRACTION) -> bool
     return max(values[cut:]) - before > fraction * before
 
 
-def start_server(directory: str, port: int, log) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{directory}/soak.db",
-        "LOSSCAST_WARMUP": "0",
-        "LOSSCAST_JAX_CACHE_DIR": "",
-        "LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited at start ({server.returncode})")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.kill()
-    raise RuntimeError("the server did not answer /healthz within 120 s")
-
-
 def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     limit = max_map_count()
@@ -221,7 +181,13 @@ def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
         open(Path(directory) / "server.log", "w") as log,
     ):
         port = free_port()
-        server = start_server(directory, port, log)
+        server, _ = start_server(
+            Path(directory),
+            port,
+            log,
+            {"LOSSCAST_WARMUP": "0", "LOSSCAST_JAX_CACHE_DIR": ""},
+            ("--log-level", "warning"),
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as client:
