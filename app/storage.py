@@ -16,8 +16,10 @@ Tables:
   a hash of the learning rates), so appending to a run or deleting it later leaves the fit as
   it was. No foreign key to ``runs`` for that reason.
 
-The schema is created at start (``create_schema``); there are no migrations yet (version 2:
-version 1 lacked ``runs.group_name``, which ``create_schema`` adds).
+The schema is created and upgraded by Alembic migrations (``app/migrations/``) at start
+(``create_schema``) or by ``losscast db upgrade``. Databases made before migrations (schema
+version 2, or version 1 without ``runs.group_name``) are brought to version 2 and stamped with the
+first revision, which creates exactly that schema, before the later revisions run.
 Nothing here knows HTTP or numerics beyond encoding arrays.
 """
 
@@ -34,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -353,7 +358,8 @@ def _fit_record(row: FitRow, snapshots: Sequence[FitRunRow] | None = None) -> Fi
 # The store.
 
 
-def _engine(url: str) -> Engine:
+def engine_for(url: str) -> Engine:
+    """An engine for ``url``; SQLite files in WAL mode with full sync."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
@@ -375,12 +381,36 @@ def _engine(url: str) -> Engine:
     return engine
 
 
+SCHEMA_LOCK = 0x6C6F7373  # PostgreSQL advisory lock key held while the schema is upgraded
+FIRST_REVISION = "0001"  # the schema as it shipped before migrations
+
+
+def _alembic_config(connection) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", "app:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def _adopt_unversioned(connection, config: AlembicConfig) -> None:
+    """A database made before migrations (tables, no ``alembic_version``) is stamped with the
+    first revision, which is its schema; one of schema version 1 first gains ``runs.group_name``
+    (as the code of that time did at start)."""
+    tables = set(inspect(connection).get_table_names())
+    if "alembic_version" in tables or "runs" not in tables:
+        return
+    if "group_name" not in {c["name"] for c in inspect(connection).get_columns("runs")}:
+        connection.execute(text("ALTER TABLE runs ADD COLUMN group_name VARCHAR(256)"))
+        connection.execute(text("CREATE INDEX ix_runs_group_name ON runs (group_name)"))
+    alembic_command.stamp(config, FIRST_REVISION)
+
+
 class Store:
     """Runs and fits in the database at ``url``; each method is one transaction."""
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = _engine(url)
+        self.engine = engine_for(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._fit_cache: OrderedDict[str, FitRecord] = OrderedDict()
         self._fit_cache_lock = threading.Lock()
@@ -390,17 +420,28 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
-        # Databases made before runs had a group (schema version 1) gain the nullable column.
-        columns = {c["name"] for c in inspect(self.engine).get_columns("runs")}
-        if "group_name" not in columns:
-            with self.engine.begin() as connection:
-                connection.execute(text("ALTER TABLE runs ADD COLUMN group_name VARCHAR(256)"))
-                connection.execute(text("CREATE INDEX ix_runs_group_name ON runs (group_name)"))
+        """Create or upgrade the schema to the newest migration, in one transaction.
+
+        On PostgreSQL an advisory lock makes replicas that start together take turns: the
+        first upgrades, the others find the schema current.
+        """
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            config = _alembic_config(connection)
+            _adopt_unversioned(connection, config)
+            alembic_command.upgrade(config, "head")
+
+    def schema_revision(self) -> str | None:
+        """The migration the database is at (None: not created)."""
+        with self.engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
 
     def drop_schema(self) -> None:
-        """For tests: remove every table."""
+        """For tests: remove every table, the migrations' record too."""
         Base.metadata.drop_all(self.engine)
+        with self.engine.begin() as connection:
+            connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from losscast_cli.admin import add_admin_commands
+
 EXIT_OK = 0
 EXIT_ABOVE_LIMIT = 1
 EXIT_ERROR = 2
@@ -132,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(handler=_serve)
+    add_admin_commands(commands)  # db, keys
 
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print the response as JSON")
