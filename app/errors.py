@@ -12,6 +12,7 @@ when it is about the request as a whole), plus the request's id, which is also t
 - 422: the request does not validate (pydantic), its body cannot be parsed, or its values are
   wrong: :class:`fitting.errors.InvalidInput` (``fitting/``'s checks) and its subclass
   :class:`InputError` (the service's, with where in the request), :class:`BudgetExceeded`.
+- 401 no or a bad API key, 403 a key without the scope (``app/auth.py``).
 - 404 :class:`NotFound`, 409 :class:`Conflict`, 405 (with ``Allow``); ``OPTIONS`` on a known path
   is a 204 whose ``Allow`` lists exactly the methods of that path.
 - 503 with ``Retry-After``: the database is unreachable (SQLAlchemy ``OperationalError``, an
@@ -170,7 +171,13 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected)
 
 
-_HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_KINDS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
 
 
 def database_unavailable(exc: BaseException) -> bool:

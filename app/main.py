@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Security
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
+from app.auth import authorize, refuse_open_exposure
 from app.deps import Compute
 from app.errors import (
     RequestID,
@@ -157,6 +158,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _configure_jax_cache(settings.jax_cache_dir)
     store = Store(settings.database_url)
     await anyio.to_thread.run_sync(store.create_schema)
+    await anyio.to_thread.run_sync(refuse_open_exposure, settings, store)
     app.state.store = store
     app.state.compute = Compute(settings.compute_threads)
     app.state.refits = Refits(
@@ -188,6 +190,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Security(authorize)],  # every route: the scope it needs (app/auth.py)
     )
     app.state.settings = settings or Settings.from_env()
     app.state.warmup_state = "warming_up"

@@ -14,7 +14,13 @@
   at a time whatever this says (see ``app.deps.Compute``).
 - ``LOSSCAST_CURVE_MAX_AGE`` (``3600``): Cache-Control max-age, in seconds, of
   ``GET /v1/fits/{id}/curve`` (a fit never changes, so its curves do not either).
-- ``LOG_LEVEL`` (``INFO``).
+- ``LOG_LEVEL`` (``INFO``); ``LOSSCAST_LOG_FORMAT`` (``json``): one JSON object per line with
+  the request id, or ``text``.
+- ``LOSSCAST_PUBLIC_READS`` (``0``): once API keys exist (``losscast keys create``), reads need
+  a ``read`` key; ``1`` lets anyone read (writes still need a ``write`` key).
+- ``LOSSCAST_ALLOW_ANONYMOUS`` (``0``): with no API keys, the service refuses to start on an
+  address other than loopback (``HOST``) unless this is ``1`` (anyone who reaches it may then
+  write and delete).
 - ``LOSSCAST_REFIT`` (``1``): appending points to a run in a group, or to one fitted before,
   schedules a background refit (``app/refits.py``); ``0`` turns that off.
 - ``LOSSCAST_REFIT_DELAY`` (``10``): seconds a run must be quiet (no appends) before its refit;
@@ -54,7 +60,7 @@ means its default; an empty string stays empty (``LOSSCAST_JAX_CACHE_DIR=`` disa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_core import PydanticUseDefault
@@ -97,6 +103,9 @@ class Settings(BaseSettings):
     compute_threads: int = _variable("LOSSCAST_COMPUTE_THREADS", 2, ge=1)
     curve_max_age: int = _variable("LOSSCAST_CURVE_MAX_AGE", 3600, ge=0)
     log_level: str = _variable("LOG_LEVEL", "INFO")
+    log_format: Literal["json", "text"] = _variable("LOSSCAST_LOG_FORMAT", "json")
+    public_reads: bool = _variable("LOSSCAST_PUBLIC_READS", False)
+    allow_anonymous: bool = _variable("LOSSCAST_ALLOW_ANONYMOUS", False)
     refit: bool = _variable("LOSSCAST_REFIT", True)
     refit_delay: int = _variable("LOSSCAST_REFIT_DELAY", 10, ge=0)
     refit_max_wait: int = _variable("LOSSCAST_REFIT_MAX_WAIT", 120, ge=0)
@@ -118,6 +127,8 @@ class Settings(BaseSettings):
         "compute_threads",
         "curve_max_age",
         "refit",
+        "public_reads",
+        "allow_anonymous",
         "refit_delay",
         "refit_max_wait",
         "refit_max_pending",

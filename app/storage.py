@@ -15,6 +15,7 @@ Tables:
 - ``fit_runs``: per fit and run, a snapshot of what the fit saw (the run's version, its points,
   a hash of the learning rates), so appending to a run or deleting it later leaves the fit as
   it was. No foreign key to ``runs`` for that reason.
+- ``api_keys``: API keys (``app/auth.py``): name, scopes, the SHA-256 of the token, revocation.
 
 The schema is created and upgraded by Alembic migrations (``app/migrations/``) at start
 (``create_schema``) or by ``losscast db upgrade``. Databases made before migrations (schema
@@ -164,6 +165,19 @@ class FitRunRow(Base):
     loss: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ApiKeyRow(Base):
+    """An API key: its scopes and the SHA-256 of its token (the token itself is never stored)."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    scopes: Mapped[list] = mapped_column(JSON)
+    token_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Records handed to the rest of the service (plain data, arrays decoded).
 
@@ -251,6 +265,27 @@ class FitRecord:
     run_ids: list[str]
     created_at: datetime
     runs: list[FitRunSnapshot] | None = None  # loaded by get_fit only
+
+
+@dataclass
+class ApiKeyRecord:
+    id: str
+    name: str
+    scopes: list[str]
+    token_sha256: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _api_key_record(row: ApiKeyRow) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row.id,
+        name=row.name,
+        scopes=list(row.scopes),
+        token_sha256=row.token_sha256,
+        created_at=_utc(row.created_at),
+        revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+    )
 
 
 def _summary(row: RunRow) -> dict[str, Any]:
@@ -653,3 +688,45 @@ class Store:
     def latest_fit_for_run(self, run_id: str) -> FitRecord | None:
         fits, _ = self.list_fits(run_id=run_id, limit=1)
         return fits[0] if fits else None
+
+    # -- API keys (app/auth.py makes and checks the tokens) ---------------------------------
+
+    def add_api_key(self, key_id: str, name: str, scopes: Sequence[str], token_sha256: str):
+        row = ApiKeyRow(
+            id=key_id,
+            name=name,
+            scopes=list(scopes),
+            token_sha256=token_sha256,
+            created_at=_now(),
+            revoked_at=None,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _api_key_record(row)
+
+    def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._sessions() as session:
+            row = session.get(ApiKeyRow, key_id)
+            return _api_key_record(row) if row is not None else None
+
+    def list_api_keys(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+        query = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        with self._sessions() as session:
+            return [_api_key_record(row) for row in session.scalars(query)]
+
+    def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
+        """Mark the key revoked (kept, so that the service stays closed once it had keys)."""
+        with self._sessions.begin() as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                raise NotFound(f"API key {key_id!r} not found")
+            if row.revoked_at is None:
+                row.revoked_at = _now()
+            return _api_key_record(row)
+
+    def api_keys_configured(self) -> bool:
+        """Whether a key was ever made (revoked ones count: revoking the last key must not open
+        the service to anyone)."""
+        with self._sessions() as session:
+            return session.scalar(select(ApiKeyRow.id).limit(1)) is not None

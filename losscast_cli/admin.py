@@ -7,6 +7,8 @@ Heavy modules are imported by the command that runs, so ``--help`` answers at on
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 
 
 def add_admin_commands(commands) -> None:
@@ -27,12 +29,38 @@ def add_admin_commands(commands) -> None:
     )
     current.set_defaults(handler=_db_current)
 
+    keys = commands.add_parser("keys", help="API keys (scopes read, write, admin)")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_actions.add_parser(
+        "create",
+        parents=[database],
+        help="make a key and print its token (once: only its hash is stored)",
+    )
+    create.add_argument("--name", required=True, help="who or what uses it (shown by list)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=["read", "write", "admin"],
+        help="repeatable; write implies read, admin implies write",
+    )
+    create.set_defaults(handler=_keys_create)
+    listing = key_actions.add_parser("list", parents=[database], help="the keys (no tokens)")
+    listing.add_argument("--json", action="store_true", help="print them as JSON")
+    listing.set_defaults(handler=_keys_list)
+    revoke = key_actions.add_parser("revoke", parents=[database], help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
 
-def _store(args):
+
+def _store(args, *, upgrade: bool = False):
     from app.settings import Settings
     from app.storage import Store
 
-    return Store(args.database_url or Settings.from_env().database_url)
+    store = Store(args.database_url or Settings.from_env().database_url)
+    if upgrade:
+        store.create_schema()  # keys live in the schema's newest tables
+    return store
 
 
 def _db_upgrade(args) -> int:
@@ -53,4 +81,64 @@ def _db_current(args) -> int:
         print(store.schema_revision() or "not created")
     finally:
         store.close()
+    return 0
+
+
+def _key_fields(key) -> dict:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "scopes": key.scopes,
+        "created_at": key.created_at.isoformat(),
+        "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
+
+
+def _keys_create(args) -> int:
+    from app.auth import create_key
+
+    store = _store(args, upgrade=True)
+    try:
+        key, token = create_key(store, args.name, args.scope)
+    finally:
+        store.close()
+    print(token)
+    print(
+        f"key {key.id} ({key.name!r}, scopes {','.join(key.scopes)}): the line above is its "
+        "token, shown this once (only its SHA-256 is stored)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _keys_list(args) -> int:
+    store = _store(args, upgrade=True)
+    try:
+        keys = [_key_fields(key) for key in store.list_api_keys()]
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(keys, indent=2))
+        return 0
+    for key in keys:
+        state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+        scopes = ",".join(key["scopes"])
+        print(f"{key['id']}  {scopes:<16} {state:<40} {key['created_at']}  {key['name']}")
+    if not keys:
+        print("no API keys: the service is open to whoever reaches it (loopback by default)")
+    return 0
+
+
+def _keys_revoke(args) -> int:
+    from app.errors import NotFound
+    from losscast_cli.main import UsageError
+
+    store = _store(args, upgrade=True)
+    try:
+        key = store.revoke_api_key(args.key_id)
+    except NotFound as error:
+        raise UsageError(f"{error}; `losscast keys list` shows the ids") from None
+    finally:
+        store.close()
+    print(f"key {key.id} ({key.name!r}) revoked at {key.revoked_at.isoformat()}")
     return 0

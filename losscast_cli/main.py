@@ -569,6 +569,8 @@ def _serve(args) -> int:
         os.environ["LOSSCAST_WARMUP"] = "0"
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
+    if args.host:  # the app checks the address it serves (no keys: loopback only)
+        os.environ["HOST"] = args.host
     import uvicorn
 
     from app.settings import Settings
