@@ -321,6 +321,23 @@ class AppendOut(RunOut):
     unchanged: int = Field(description="points already stored with the same values (skipped)")
 
 
+class ImportedRunOut(RunSummaryOut):
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ImportOut(BaseModel):
+    format: str = Field(description="the format read (named, or detected)")
+    runs: list[ImportedRunOut] = Field(
+        description="the runs stored: the training loss, and the validation loss as a second "
+        "run of the same group"
+    )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what the import left out or guessed: points without a finite loss, a "
+        "partly readable file (how much was read), an interpolated learning rate",
+    )
+
+
 class RunPage(BaseModel):
     items: list[RunSummaryOut]
     total: int

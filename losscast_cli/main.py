@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from losscast_cli.admin import add_admin_commands
+from losscast_cli.imports import add_import_command
 
 EXIT_OK = 0
 EXIT_ABOVE_LIMIT = 1
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(handler=_serve)
+    add_import_command(commands)  # import: other tools' logs
     add_admin_commands(commands)  # db, keys
 
     output = argparse.ArgumentParser(add_help=False)

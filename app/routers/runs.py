@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from app import budgets, queries, schemas, services
 from app.deps import Compute, get_compute, get_refits, get_settings, get_store
 from app.errors import REFUSES_METHODS, InputError
-from app.io import read_points
+from app.io import Selection, parse_mapping, read_points
 from app.refits import Refits
-from app.services import predictions, runs
+from app.services import imports, predictions, runs
 from app.settings import Settings
 from app.storage import Store
 
@@ -122,6 +122,101 @@ def upload_run_csv(
     budgets.check_new_run(settings, body)
     new_run, warnings = runs.build_run(body)
     return _created(store.create_run(new_run), warnings, response)
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.ImportOut,
+    responses=schemas.error_responses(413, 422, 503),
+)
+def import_runs(
+    store: StoreDep,
+    settings: SettingsDep,
+    files: Annotated[
+        list[UploadFile],
+        File(
+            description="the log as the tool wrote it: one file (a TensorBoard event file, "
+            "trainer_state.json, metrics.csv, an MLflow SQLite store, a W&B CSV/JSON lines "
+            "export, a CSV/TSV), several files of one log directory, or a zip of a directory "
+            "(a TensorBoard log dir, an mlruns file store)"
+        ),
+    ],
+    format: Annotated[
+        str | None,
+        Form(description="tensorboard, wandb, hf, lightning, mlflow or table (default: detected)"),
+    ] = None,
+    loss: Annotated[
+        str | None, Form(description="the training loss's series (default: guessed)")
+    ] = None,
+    eval_loss: Annotated[
+        str | None, Form(description="the validation loss's series, or none (default: guessed)")
+    ] = None,
+    lr: Annotated[str | None, Form(description="the learning rate's series, or none")] = None,
+    step: Annotated[
+        str | None, Form(description="a table's step column (default: guessed)")
+    ] = None,
+    columns: Annotated[
+        str | None,
+        Form(description="a table's column mapping: step=iteration,loss=train_loss,lr=lr"),
+    ] = None,
+    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    group: Annotated[
+        str | None, Form(min_length=1, max_length=256, description=schemas.GROUP_DOC)
+    ] = None,
+    metadata: Annotated[str | None, Form(description="a JSON object")] = None,
+    schedule: Annotated[
+        str | None,
+        Form(description="a JSON spec, or the compact form cosine:peak_lr=3e-4,total_steps=..."),
+    ] = None,
+):
+    """Store the curves of another tool's log, one run per curve: the training loss and the
+    validation loss (a second run, ``<name>/<metric>``, of the same group). Every run is
+    validated before any is stored. The learning rate comes from ``schedule`` or from the log."""
+    mapping = parse_mapping(columns)
+    selection = Selection(
+        loss=loss or mapping.get("loss"),
+        eval_loss=eval_loss or mapping.get("eval_loss"),
+        lr=lr or mapping.get("lr"),
+    )
+    meta = _metadata(metadata)
+    spec = queries.parse_compact_schedule(schedule) if schedule else None
+    uploads = [(upload.filename or "", upload.file.read()) for upload in files]
+    found, curves = imports.import_upload(
+        uploads,
+        format,
+        selection,
+        step=step or mapping.get("step"),
+        name=name,
+        group=group,
+        declared_schedule=spec is not None,
+    )
+    built = imports.build_runs(imports.run_bodies(curves, schedule=spec, metadata=meta), settings)
+    stored = [(store.create_run(new_run), warnings) for new_run, warnings in built]
+    notes = list(dict.fromkeys(note for curve in curves for note in curve.notes))
+    return {
+        "format": found,
+        "runs": [{**runs.summary_out(run), "warnings": warnings} for run, warnings in stored],
+        "notes": notes,
+    }
+
+
+def _metadata(text: str | None) -> dict:
+    try:
+        meta = json.loads(text) if text else {}
+    except json.JSONDecodeError as error:
+        raise InputError(f"not valid JSON: {error}", "metadata") from error
+    if not isinstance(meta, dict):
+        raise InputError("must be a JSON object", "metadata")
+    return meta
+
+
+@router.api_route(
+    "/import", methods=["GET", "DELETE"], include_in_schema=False, name=REFUSES_METHODS
+)
+def import_is_upload_only():
+    """Like ``/csv``: a path to upload to, not a run called "import"."""
+    raise HTTPException(status.HTTP_405_METHOD_NOT_ALLOWED)
 
 
 @router.api_route("/csv", methods=["GET", "DELETE"], include_in_schema=False, name=REFUSES_METHODS)
