@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench bench-http bench-forecast soak serve lint clean
+.PHONY: install test bench bench-http bench-forecast soak serve lint clean dashboard-vendor
 
 # Where `make serve` listens (the service reads HOST and PORT too; see app/settings.py).
 HOST ?= 127.0.0.1
@@ -44,6 +44,17 @@ bench-forecast: $(STAMP)
 # fails if its memory mappings or RSS still grow at the end (~20 min on 2 cores).
 soak: $(STAMP)
 	$(PY) -m bench.soak
+
+# The dashboard's charting library (uPlot, pinned in app/dashboard/package-lock.json) from the npm
+# registry into app/dashboard/static/vendor/uplot/ with its licence. Its output is committed, so
+# `make serve` and `make test` need neither npm nor the internet; run this to upgrade it.
+DASHBOARD := app/dashboard
+UPLOT := $(DASHBOARD)/node_modules/uplot
+dashboard-vendor:
+	cd $(DASHBOARD) && npm ci --no-audit --no-fund --ignore-scripts
+	mkdir -p $(DASHBOARD)/static/vendor/uplot
+	cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css $(UPLOT)/LICENSE $(UPLOT)/package.json \
+		$(DASHBOARD)/static/vendor/uplot/
 
 lint: $(STAMP)
 	$(PY) -m ruff check fitting app tests bench losscast_cli
