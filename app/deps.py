@@ -10,6 +10,7 @@ import anyio
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from app.metrics import timed_fit
 from app.settings import Settings
 from app.storage import Store
 
@@ -34,8 +35,8 @@ class Compute:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     async def run_fit(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` in a worker thread, alone among fits."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.fit_limiter)
+        """``fn(*args)`` in a worker thread, alone among fits (timed in ``/metrics``)."""
+        return await anyio.to_thread.run_sync(timed_fit, fn, *args, limiter=self.fit_limiter)
 
 
 def get_settings(request: Request) -> Settings:

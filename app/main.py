@@ -28,6 +28,8 @@ from app.errors import (
     method_table,
     request_id,
 )
+from app.logs import AccessLog, configure_logging
+from app.metrics import count_database_errors, install_metrics
 from app.refits import Refits, refit_run
 from app.routers import fits, health, plans, predictions, runs
 from app.settings import Settings
@@ -119,15 +121,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _configure_logging(level: str) -> None:
-    logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
 def _configure_jax_cache(directory: str) -> None:
     if not directory:
         return
@@ -154,9 +147,10 @@ async def _warm_up(app: FastAPI) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     _configure_jax_cache(settings.jax_cache_dir)
     store = Store(settings.database_url)
+    count_database_errors(store.engine)
     await anyio.to_thread.run_sync(store.create_schema)
     await anyio.to_thread.run_sync(refuse_open_exposure, settings, store)
     app.state.store = store
@@ -202,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         [*app.routes, *(route for router in routers for route in router.routes)]
     )
     app.add_middleware(BodyLimit, max_bytes=app.state.settings.max_body_bytes)
+    install_metrics(app)  # GET /metrics
+    app.add_middleware(AccessLog)  # inside RequestID: its lines carry the request id
     app.add_middleware(RequestID)  # the last added is the outermost: its id reaches every answer
     return app
 

@@ -96,6 +96,7 @@ class BoundedJit:
         self.capacity = capacity
         self.name = name
         self.evictions = 0
+        self.compilations = 0  # signatures added (each compiled, or loaded from JAX's disk cache)
         self._entries: collections.OrderedDict[Hashable, _Entry] = collections.OrderedDict()
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
@@ -106,6 +107,7 @@ class BoundedJit:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._entries[key] = _Entry(self._new_jit())
+                self.compilations += 1
                 self._evict_beyond(self.capacity)
             else:
                 self._entries.move_to_end(key)

@@ -2,11 +2,10 @@
 here), each answers 401 without a key, or with an unknown, tampered or revoked one, 403 with a
 key below the scope it needs, and passes with a key of exactly that scope; a real workflow gets
 its 2xx with the right keys; public reads, the open default, the refusal to start open on a
-non-loopback address, ``losscast keys`` and the logs."""
+non-loopback address, ``losscast keys`` (no token in the logs: tests/test_observability.py)."""
 
 from __future__ import annotations
 
-import logging
 import re
 
 import pytest
@@ -245,15 +244,3 @@ def test_losscast_keys_create_list_revoke(tmp_path, capsys):
         (key_id, ["write"], True)
     ]
     assert all(token not in repr(k) for k in stored)  # only the hash is kept
-
-
-def test_no_token_reaches_the_logs(keys, caplog):
-    client, tokens = keys
-    caplog.set_level(logging.DEBUG)
-    client.get("/v1/runs", headers={"Authorization": f"Bearer {tokens['read']}"})
-    client.post("/v1/runs", json={}, headers={"Authorization": f"Bearer {tokens['read']}"})
-    client.get("/v1/runs", headers={"Authorization": f"Bearer {tokens['admin']}x"})
-    assert caplog.records  # the requests were logged
-    logged = "\n".join(record.getMessage() + repr(record.__dict__) for record in caplog.records)
-    for token in tokens.values():
-        assert token not in logged and token.split("_")[-1] not in logged
