@@ -299,3 +299,24 @@ def test_health_checks_answer_while_fits_run_one_at_a_time(client, mpl_fit, monk
     assert still_fitting, "the fits ended before the health check: nothing was measured"
     assert waited < 0.5
     assert calls[0] == 2 * (1 + 3) and most[0] == 1
+
+
+def test_the_forecast_answers_304_to_its_etag_until_points_arrive(client, mpl):
+    body = mpl.run_body("25M", "cosine_24000")
+    body["points"] = {key: values[:120] for key, values in body["points"].items()}
+    run = client.post("/v1/runs", json={**body, "name": "etag-job"}).json()
+    assert client.post("/v1/fits", json={"run_ids": [run["id"]], "intervals": False}).is_success
+    url = f"/v1/runs/{run['id']}/forecast"
+    first = client.get(url)
+    etag = first.headers["etag"]
+    assert first.status_code == 200 and etag.startswith('"')
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["etag"] == etag and not again.content
+    other = client.get(url, params={"num_points": 50}, headers={"If-None-Match": etag})
+    assert other.status_code == 200 and other.headers["etag"] != etag  # the query decides too
+    columns = mpl.columns("25M", "cosine_24000")
+    more = {"step": columns["step"][120:125], "loss": columns["loss"][120:125]}
+    assert client.post(f"/v1/runs/{run['id']}/points", json=more).json()["appended"] == 5
+    changed = client.get(url, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert len(changed.json()["points"]["step"]) == 125

@@ -51,13 +51,21 @@ async def service_status(request: Request):
 
 @router.get("/v1/laws", tags=["reference"], responses=schemas.error_responses())
 async def laws() -> dict[str, Any]:
-    """The laws ``POST /v1/fits`` accepts, with their parameters and bounds (and ``auto``)."""
+    """The laws ``POST /v1/fits`` accepts, with their parameters and bounds (and ``auto``);
+    ``coordinate`` is what the fit moves (identity, log, or log1m: log(1 - value)), the
+    coordinates of the covariance in a fit's ``result.uncertainty``."""
     return {
         "laws": {
             law.name: {
                 "formula": law.formula,
                 "parameters": [
-                    {"name": p.name, "lower": p.lower, "upper": p.upper, "doc": p.doc}
+                    {
+                        "name": p.name,
+                        "lower": p.lower,
+                        "upper": p.upper,
+                        "coordinate": p.coordinate,
+                        "doc": p.doc,
+                    }
                     for p in law.parameters
                 ],
             }

@@ -12,14 +12,16 @@ from fastapi import (
     Form,
     HTTPException,
     Query,
+    Request,
     Response,
     UploadFile,
     status,
 )
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from app import budgets, queries, schemas, services
-from app.deps import Compute, get_compute, get_refits, get_settings, get_store
+from app import __version__, budgets, http_cache, queries, schemas, services
+from app.deps import Compute, get_compute, get_refits, get_settings, get_store, in_thread
 from app.errors import REFUSES_METHODS, InputError
 from app.io import Selection, parse_mapping, read_points
 from app.refits import Refits
@@ -300,10 +302,14 @@ def delete_run(run_id: str, store: StoreDep) -> Response:
 @router.get(
     "/{run_id}/forecast",
     response_model=schemas.ForecastOut,
-    responses=schemas.error_responses(404, 422, 503, e404="no such run or fit, or no fit yet"),
+    responses={
+        304: {"description": "If-None-Match matched the ETag: nothing new since"},
+        **schemas.error_responses(404, 422, 503, e404="no such run or fit, or no fit yet"),
+    },
 )
 async def forecast(
     run_id: str,
+    request: Request,
     store: StoreDep,
     compute: Annotated[Compute, Depends(get_compute)],
     refits: RefitsDep,
@@ -317,8 +323,16 @@ async def forecast(
     with the ``level`` band at the logged steps and on the curve (when the fit has an
     uncertainty) and the fraction of logged points inside it (``coverage``); what the fit's
     runs identify of the law (``identification``: what rests on a prior) and how current the
-    fit is (``freshness``)."""
+    fit is (``freshness``). A strong ETag (the run's version, the fit, the refit's state, the
+    query) lets a dashboard poll: 304 on If-None-Match, with nothing computed."""
     band_level = queries.parse_level(level)
-    return await compute.run(
-        predictions.forecast, store, run_id, fit_id, num_points, band_level, refits.state(run_id)
+    refit = refits.state(run_id)
+    run, fit, seen = await in_thread(predictions.forecast_inputs, store, run_id, fit_id)
+    etag = http_cache.forecast_etag(
+        run.id, run.version, fit.id, refit, num_points, __version__, band_level
     )
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if http_cache.etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    out = await compute.run(predictions.forecast_out, run, fit, num_points, band_level, refit, seen)
+    return JSONResponse(schemas.ForecastOut(**out).model_dump(mode="json"), headers=headers)

@@ -222,6 +222,15 @@ def forecast(
     """The run's logged points with the prediction, for its own schedule, of its latest fit
     (or ``fit_id``), with its ``level`` band (:func:`forecast_out`); ``refit`` is the state of
     the run's background refit (:mod:`app.refits`)."""
+    run, fit, seen = forecast_inputs(store, run_id, fit_id)
+    return forecast_out(run, fit, num_points, level, refit, seen)
+
+
+def forecast_inputs(
+    store: Store, run_id: str, fit_id: str | None
+) -> tuple[RunRecord, FitRecord, int]:
+    """What decides a forecast (its ETag too): the run, its latest fit (or ``fit_id``) and how
+    many of the run's points that fit saw. Only reads the store."""
     run = store.get_run(run_id)
     if fit_id is None:
         fit = store.latest_fit_for_run(run_id)
@@ -236,7 +245,7 @@ def forecast(
     if seen is None:  # fits made before they recorded it: the snapshot knows
         snapshot = next((s for s in store.get_fit(fit.id).runs or () if s.run_id == run.id), None)
         seen = 0 if snapshot is None else int(snapshot.steps.size)
-    return forecast_out(run, fit, num_points, level, refit, int(seen))
+    return run, fit, int(seen)
 
 
 def forecast_out(
