@@ -31,7 +31,7 @@ from app.errors import (
 from app.logs import AccessLog, configure_logging
 from app.metrics import count_database_errors, install_metrics
 from app.refits import Refits, refit_run
-from app.routers import fits, health, plans, predictions, runs
+from app.routers import fits, health, pages, plans, predictions, runs
 from app.settings import Settings
 from app.storage import Store
 from app.warmup import warm_up
@@ -190,8 +190,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.warmup_state = "warming_up"
     install_error_handlers(app)
     routers = (health.router, runs.router, fits.router, predictions.router, plans.router)
-    for router in routers:
+    for router in (*routers, pages.router):
         app.include_router(router)
+    pages.mount_static(app)
     app.state.method_table = method_table(
         [*app.routes, *(route for router in routers for route in router.routes)]
     )

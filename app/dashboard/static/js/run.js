@@ -1,0 +1,176 @@
+// Run: the logged curve, the forecast of its latest fit with the band to the end of the declared
+// schedule, the learning rate under it and the residuals, on one step axis. It polls the forecast
+// with its ETag (If-None-Match: a 304 costs the service nothing) and redraws when points arrive.
+import { api, ApiError, query } from "./api.js";
+import { chart } from "./chart.js";
+import { ago, errorBox, fmt, h, link, note, pct, fill } from "./dom.js";
+
+const POLL_MS = 2000;
+
+function summary(run, forecast) {
+  const items = [
+    ["points", run.num_points],
+    ["last step", `${run.last_step} of ${run.total_steps} (${pct((run.last_step + 1) / run.total_steps, 0)})`],
+    ["last loss", fmt(run.points.loss[run.points.loss.length - 1])],
+  ];
+  if (forecast) {
+    const curve = forecast.curve;
+    const end = curve.loss.length - 1;
+    const band = curve.lower ? ` [${fmt(curve.lower[end])}, ${fmt(curve.upper[end])}] at ${pct(forecast.level, 0)}` : "";
+    const fresh = forecast.freshness;
+    items.push(
+      ["forecast final loss", `${fmt(curve.loss[end])}${band} at step ${curve.steps[end]}`],
+      ["fit", h("span", {}, h("a", { href: link(`fits/${forecast.fit_id}`) }, `${forecast.law} (${forecast.fit_id})`), ` ${ago(fresh.fitted_at)}`)],
+      [
+        "freshness",
+        h(
+          "span",
+          {},
+          h("span", { class: fresh.current ? "badge ok" : "badge stale" }, fresh.current ? "current" : `saw ${fresh.points_fitted} of ${fresh.points_stored} points`),
+          ` refit ${fresh.refit}`,
+        ),
+      ],
+      ["PredE on logged points", fmt(forecast.metrics.pred_e, 3)],
+      ["band holds", forecast.coverage === null ? "–" : `${pct(forecast.coverage, 0)} of the logged points`],
+    );
+  }
+  return h(
+    "table",
+    { class: "card", id: "run-summary" },
+    h("tbody", {}, items.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { dataset: { field: k } }, v)))),
+  );
+}
+
+function curvesOf(run, forecast) {
+  const logged = { label: "logged", x: run.points.step, y: run.points.loss, measured: true, color: "#1d2330" };
+  if (!forecast) return { loss: [logged], lr: [], residual: [] };
+  const c = forecast.curve;
+  const level = forecast.level ? `${Math.round(100 * forecast.level)}% band` : "";
+  const predicted = { label: "forecast", x: c.steps, y: c.loss, color: "#2f6fdf", dash: [6, 3] };
+  if (c.lower && c.upper) Object.assign(predicted, { lower: c.lower, upper: c.upper, label: `forecast, ${level}` });
+  const pred = forecast.predicted_at_logged;
+  const steps = forecast.points.step;
+  const residual = {
+    label: "logged / predicted − 1",
+    x: steps,
+    y: forecast.points.loss.map((v, i) => v / pred[i] - 1),
+    measured: true,
+    color: "#d9480f",
+  };
+  if (forecast.lower_at_logged) {
+    Object.assign(residual, {
+      lower: forecast.lower_at_logged.map((v, i) => v / pred[i] - 1),
+      upper: forecast.upper_at_logged.map((v, i) => v / pred[i] - 1),
+    });
+  }
+  const lr = [{ label: "learning rate", x: c.steps, y: c.lr, color: "#2b8a3e" }];
+  return { loss: [{ ...logged, x: steps, y: forecast.points.loss }, predicted], lr, residual: [residual] };
+}
+
+export async function runView(main, params, runId) {
+  const id = decodeURIComponent(runId);
+  const run = await api(`/v1/runs/${encodeURIComponent(id)}`);
+  const head = h("div", {});
+  const messages = h("div", {});
+  const lossBox = h("div", { class: "chart card", id: "run-chart" });
+  const lrBox = h("div", { class: "chart card", id: "lr-chart" });
+  const residualBox = h("div", { class: "chart card", id: "residual-chart" });
+  const side = h("div", {});
+  fill(main, 
+    h("h1", {}, run.name, " ", h("span", { class: "muted" }, run.group ? `group ${run.group}` : "")),
+    head,
+    messages,
+    h("div", { class: "row" }, h("div", { class: "grow" }, lossBox, lrBox, residualBox), h("div", { style: "flex: 0 1 360px" }, side)),
+  );
+  const group = new Set();
+  let charts = null;
+  let etag = null;
+  let current = { run, forecast: null };
+  let stopped = false;
+
+  function draw() {
+    const { run: r, forecast: f } = current;
+    const curves = curvesOf(r, f);
+    const first = Math.min(r.points.step[0], f ? f.curve.steps[0] : Infinity);
+    const xExtent = [first, r.total_steps - 1];
+    fill(side, 
+      summary(r, f),
+      f && f.identification ? note(f.identification.note) : null,
+      f && f.interval_note ? note(f.interval_note) : null,
+      f ? h("p", {}, h("a", { href: link("whatif", { fit: f.fit_id }) }, "What if this fit ran another schedule?")) : null,
+      h("p", {}, h("a", { href: link("plan", { fit: f ? f.fit_id : "" }) }, "Plan a budget")),
+    );
+    if (!charts) {
+      charts = {
+        loss: chart(lossBox, curves.loss, { title: "loss", name: `${r.name}-loss`, group, xExtent, syncKey: "run", height: 360 }),
+        lr: chart(lrBox, curves.lr, { title: "learning rate (from the end of warmup)", yLabel: "lr", name: `${r.name}-lr`, group, xExtent, syncKey: "run", height: 140 }),
+        residual: chart(residualBox, curves.residual, { title: "residuals (relative)", yLabel: "residual", name: `${r.name}-residuals`, group, xExtent, syncKey: "run", height: 160 }),
+      };
+    } else {
+      charts.loss.update(curves.loss);
+      charts.lr.update(curves.lr);
+      charts.residual.update(curves.residual);
+    }
+    lossBox.dataset.numPoints = String(r.points.step.length);
+  }
+
+  async function fitNow(withGroup) {
+    fill(messages, h("p", { class: "muted" }, "fitting… (a few seconds)"));
+    try {
+      await api("/v1/fits", { method: "POST", body: { run_ids: [id], law: "auto", with_group: withGroup } });
+      etag = null;
+      fill(messages);
+      await poll();
+    } catch (error) {
+      fill(messages, errorBox(error, "fit"));
+    }
+  }
+
+  async function poll() {
+    try {
+      const answer = await api(`/v1/runs/${encodeURIComponent(id)}/forecast${query({ fit_id: params.get("fit") })}`, { etag: etag || "" });
+      if (!answer.notModified) {
+        etag = answer.etag;
+        const forecast = answer.data;
+        current = { run: { ...current.run, points: forecast.points, num_points: forecast.points.step.length, last_step: forecast.points.step.at(-1) }, forecast };
+        fill(messages);
+        draw();
+      }
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404 && !current.forecast) {
+        // No fit yet: show the logged points, offer a fit, and keep polling the run itself.
+        const latest = await api(`/v1/runs/${encodeURIComponent(id)}`).catch(() => current.run);
+        const changed = latest.version !== current.run.version || !charts;
+        current = { run: latest, forecast: null };
+        if (changed) draw();
+        if (!messages.querySelector("button")) {
+          fill(messages, 
+            note(`${error.message}`),
+            h(
+              "div",
+              { class: "toolbar" },
+              h("button", { type: "button", class: "primary", onclick: () => fitNow(false) }, "Fit this run (law auto)"),
+              run.group ? h("button", { type: "button", onclick: () => fitNow(true) }, "Fit with its group") : null,
+            ),
+          );
+        }
+      } else {
+        fill(messages, errorBox(error, "forecast"));
+        if (!charts) draw();
+      }
+    }
+  }
+
+  await poll();
+  const loop = async () => {
+    while (!stopped) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      if (!stopped && !document.hidden) await poll();
+    }
+  };
+  loop();
+  return () => {
+    stopped = true;
+    if (charts) Object.values(charts).forEach((c) => c.destroy());
+  };
+}

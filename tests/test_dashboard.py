@@ -1,0 +1,328 @@
+"""The dashboard in a real browser: Debian's Chromium (headless, driven by Playwright, no browser
+download) against a real ``uvicorn app.main:app`` on loopback, with real fits of the MPL 25M
+curves. Each page loads with no console error and no request leaving loopback; the run page
+draws the logged curve, the forecast and its band; a candidate added on the what-if page is
+drawn with the final loss ``POST /v1/predictions`` gives; points appended to a running job are
+drawn within 10 s. Screenshots go to ``$LOSSCAST_TEST_ARTIFACTS`` (default: the test's
+temporary folder) for a person to look at.
+
+Skipped, saying why, where Chromium or Playwright is missing (``.ci/run`` installs Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+import pytest
+
+from bench.server import free_port, start_server
+from tests.curves import DATA, schedule_specs
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+STATIC = Path(__file__).resolve().parents[1] / "app" / "dashboard" / "static"
+#: Points of the job's cosine_24000 log posted at first; the rest are appended during the test.
+JOB_POINTS = 110
+
+
+def _columns(name: str) -> dict[str, list]:
+    lines = (DATA / "25M" / f"{name}.csv").read_text().split()
+    rows = [line.split(",") for line in lines[1:]]
+    return {"step": [int(r[0]) for r in rows], "loss": [float(r[2]) for r in rows]}
+
+
+def _run_body(name: str, points: int | None = None) -> dict:
+    columns = _columns(name)
+    return {
+        "name": f"25M/{name}" if points is None else f"25M/{name}-job",
+        "group": "25M",
+        "metadata": {"model_size": "25M", "source": "MPL"},
+        "schedule": schedule_specs()[name],
+        "points": {"step": columns["step"][:points], "loss": columns["loss"][:points]},
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Without a browser: the page and its files are served by the service itself.
+
+
+def test_the_page_and_its_files_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script type="module" src="/static/js/app.js">' in page.text
+    for path in ("/static/js/app.js", "/static/style.css", "/static/vendor/uplot/uPlot.min.css"):
+        assert client.get(path).status_code == 200, path
+    library = client.get("/static/vendor/uplot/uPlot.iife.min.js")
+    assert library.status_code == 200 and "uPlot" in library.text
+    licence = client.get("/static/vendor/uplot/LICENSE").text
+    assert "MIT License" in licence and "Leon Sorokin" in licence
+    assert client.get("/static/nope.js").status_code == 404
+    assert "/" not in client.get("/openapi.json").json()["paths"]  # the API's document is the API's
+
+
+def test_laws_say_the_coordinates_of_a_fit_s_covariance(client):
+    """The fit page turns the covariance's diagonal into each parameter's spread with these."""
+    laws = client.get("/v1/laws").json()["laws"]
+    coordinates = {p["name"]: p["coordinate"] for p in laws["lr_annealing"]["parameters"]}
+    assert coordinates["decay"] == "log1m" and "log" in coordinates.values()
+
+
+def test_the_dashboard_s_own_files_name_no_other_host():
+    for path in [STATIC / "index.html", STATIC / "style.css", *(STATIC / "js").glob("*.js")]:
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, path
+
+
+def test_the_vendored_library_is_the_pinned_release():
+    pinned = json.loads((STATIC.parents[0] / "package-lock.json").read_text())
+    version = pinned["packages"]["node_modules/uplot"]["version"]
+    vendored = json.loads((STATIC / "vendor" / "uplot" / "package.json").read_text())
+    assert vendored["name"] == "uplot" and vendored["version"] == version
+
+
+# ---------------------------------------------------------------------------------------------
+# In Chromium.
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    folder = os.environ.get("LOSSCAST_TEST_ARTIFACTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("dashboard-artifacts")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def service(browser, tmp_path_factory, jax_cache_dir):
+    """A real server with two complete 25M runs and a running job (the first 110 points of
+    cosine_24000) of one group, and one lr_annealing fit with bands of the three."""
+    folder = tmp_path_factory.mktemp("dashboard-service")
+    port = free_port()
+    environment = {
+        "LOSSCAST_WARMUP": "0",
+        "LOSSCAST_REFIT": "0",  # the job's page must redraw on its points, not on a refit
+        "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir),
+    }
+    with (folder / "server.log").open("w") as log:
+        server, _ = start_server(folder, port, log, environment)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=300) as http:
+                ids = []
+                for body in (
+                    _run_body("constant_24000"),
+                    _run_body("wsdcon_9"),
+                    _run_body("cosine_24000", JOB_POINTS),
+                ):
+                    response = http.post("/v1/runs", json=body)
+                    assert response.status_code == 201, response.text
+                    ids.append(response.json()["id"])
+                fit = http.post("/v1/fits", json={"run_ids": ids, "law": "lr_annealing"})
+                assert fit.status_code == 201, fit.text
+                yield {"base": base, "http": http, "runs": ids, "job": ids[2], "fit": fit.json()}
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+class Watched:
+    """A browser page whose console errors, uncaught exceptions and requests are recorded."""
+
+    def __init__(self, page, base: str):
+        self.page = page
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("request", lambda request: self.requests.append(request.url))
+        self.base = base
+
+    def open(self, fragment: str, ready: str):
+        self.page.goto(f"{self.base}/#/{fragment}")
+        self.page.wait_for_selector(ready, timeout=60_000)
+
+    def assert_clean(self, http_errors: bool = False):
+        """No console error (``http_errors``: but the browser's own line for a 4xx answer the
+        page showed as a message) and no request off loopback."""
+        errors = [e for e in self.errors if not (http_errors and "Failed to load resource" in e)]
+        assert not errors, errors
+        outside = [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme not in ("data", "blob")
+            and urlsplit(url).hostname != "127.0.0.1"
+        ]
+        assert not outside, outside
+        assert self.requests, "no request recorded"
+
+
+@pytest.fixture
+def page(browser, service):
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    watched = Watched(context.new_page(), service["base"])
+    yield watched
+    context.close()
+
+
+def _series(page, selector: str) -> dict[str, int]:
+    text = page.page.get_attribute(selector, "data-series")
+    return {item["label"]: item["points"] for item in json.loads(text)}
+
+
+def test_runs_page_lists_runs_with_sparklines_and_their_fit(page, service, artifacts):
+    page.open("runs", "tr[data-run-id] canvas.spark")
+    page.page.wait_for_function("document.querySelectorAll('canvas.spark').length == 3")
+    page.page.wait_for_selector("text=lr_annealing")
+    assert page.page.locator("tr[data-run-id]").count() == 3
+    page.page.screenshot(path=artifacts / "runs.png")
+    page.page.fill("input[name=q]", "wsdcon")
+    page.page.press("input[name=q]", "Enter")
+    page.page.wait_for_function("document.querySelectorAll('tr[data-run-id]').length == 1")
+    assert "q=wsdcon" in page.page.url  # a deep link
+    page.page.go_back()
+    page.page.wait_for_function("document.querySelectorAll('tr[data-run-id]').length == 3")
+    page.assert_clean()
+
+
+def test_run_page_draws_logged_forecast_and_band_and_redraws_on_new_points(
+    page, service, artifacts
+):
+    job = service["job"]
+    page.open(f"runs/{job}", "#run-chart[data-series]")
+    series = _series(page, "#run-chart")
+    assert series["logged"] == JOB_POINTS
+    forecast = [label for label in series if label.startswith("forecast")]
+    assert forecast == [
+        "forecast, 90% band",
+        "forecast, 90% band upper",
+        "forecast, 90% band lower",
+    ]
+    assert all(series[label] >= 300 for label in forecast)  # to the end of the schedule
+    assert _series(page, "#lr-chart")["learning rate"] >= 300
+    assert _series(page, "#residual-chart")["logged / predicted − 1"] == JOB_POINTS
+    final = page.page.text_content("[data-field='forecast final loss']")
+    expected = service["http"].get(f"/v1/runs/{job}/forecast").json()["curve"]["loss"][-1]
+    assert f"{expected:.5g}" in final and "at step 23999" in final
+    page.page.screenshot(path=artifacts / "run.png")
+
+    columns = _columns("cosine_24000")
+    more = {"step": columns["step"][JOB_POINTS:140], "loss": columns["loss"][JOB_POINTS:140]}
+    appended = service["http"].post(f"/v1/runs/{job}/points", json=more)
+    assert appended.status_code == 200 and appended.json()["appended"] == 30
+    began = time.monotonic()
+    page.page.wait_for_function(
+        "document.querySelector('#run-chart').dataset.numPoints == '140'", timeout=10_000
+    )
+    assert time.monotonic() - began < 10
+    assert _series(page, "#run-chart")["logged"] == 140
+    page.page.screenshot(path=artifacts / "run-after-append.png")
+    page.assert_clean()
+
+
+def test_what_if_candidate_is_drawn_with_the_api_s_final_loss(page, service, artifacts):
+    fit_id = service["fit"]["id"]
+    wsd = {
+        "name": "wsd 20%",
+        "schedule": {**schedule_specs()["cosine_24000"], "type": "wsd", "decay_fraction": 0.2},
+    }
+    wsd["schedule"].pop("min_lr")
+    page.open(f"whatif?fit={fit_id}&c={quote(json.dumps([wsd]))}", "#whatif-chart[data-series]")
+    # Add a longer cosine through the family form.
+    page.page.select_option("select[name=type]", "cosine")
+    page.page.fill("input[name=name]", "cosine 36k")
+    page.page.fill("input[data-param=total_steps]", "36000")
+    page.page.fill("input[data-param=min_lr]", "3e-5")
+    page.page.click("form[aria-label='schedule from a family'] button[type=submit]")
+    page.page.wait_for_selector("tr[data-candidate='1']")
+    series = _series(page, "#whatif-chart")
+    assert {"wsd 20%", "cosine 36k", "cosine 36k upper", "cosine 36k lower"} <= set(series)
+    candidates = json.loads(
+        page.page.evaluate("new URLSearchParams(location.hash.split('?')[1]).get('c')")
+    )
+    assert candidates[1]["schedule"] == {
+        "type": "cosine",
+        "peak_lr": 3e-4,
+        "total_steps": 36000,
+        "num_warmup_steps": 2160,
+        "min_lr": 3e-5,
+    }
+    answer = service["http"].post(
+        "/v1/predictions", json={"fit_id": fit_id, "candidates": candidates}
+    )
+    assert answer.status_code == 200, answer.text
+    for k, curve in enumerate(answer.json()["candidates"]):
+        shown = float(page.page.get_attribute(f"tr[data-candidate='{k}']", "data-final"))
+        assert math.isclose(shown, curve["loss"][-1], rel_tol=1e-12)
+        assert curve["steps"][-1] == candidates[k]["schedule"]["total_steps"] - 1
+    # Ranked by final loss, each against the baseline (the first candidate).
+    rows = page.page.locator("#whatif-ranking tbody tr")
+    finals = [float(rows.nth(i).get_attribute("data-final")) for i in range(rows.count())]
+    assert finals == sorted(finals) and len(finals) == 2
+    difference = page.page.text_content("tr[data-candidate='1'] td:nth-child(5)")
+    gap = answer.json()["candidates"][1]["loss"][-1] - answer.json()["candidates"][0]["loss"][-1]
+    assert difference.startswith(f"{'+' if gap >= 0 else '-'}{abs(gap):.4g}"), difference
+    page.page.screenshot(path=artifacts / "whatif.png")
+
+    page.page.fill("input[data-param=peak_lr]", "-1")
+    page.page.click("form[aria-label='schedule from a family'] button[type=submit]")
+    page.page.wait_for_selector("#whatif-messages .error")
+    assert "peak_lr" in page.page.text_content("#whatif-messages .error")
+    page.assert_clean(http_errors=True)
+
+
+def test_fit_page_shows_parameters_metrics_and_fitted_curves(page, service, artifacts):
+    fit = service["fit"]
+    page.open(f"fits/{fit['id']}", "#fit-chart [data-series]")
+    params = page.page.text_content("#fit-params")
+    assert all(name in params for name in fit["params"])
+    assert page.page.locator("#fit-metrics tbody tr").count() == 3
+    series = _series(page, "#fit-chart [data-series]")
+    assert series["25M/wsdcon_9 logged"] == series["25M/wsdcon_9 fitted"] > 50
+    page.page.screenshot(path=artifacts / "fit.png", full_page=True)
+    page.assert_clean()
+
+
+def test_plan_page_draws_the_cooldown_curve_per_shape(page, service, artifacts):
+    fit_id = service["fit"]["id"]
+    page.open(f"plan?fit={fit_id}", "form[aria-label=plan]")
+    page.page.fill("input[name=fractions]", "0.1,0.2,0.3,0.4")
+    page.page.click("form[aria-label=plan] button[type=submit]")
+    page.page.wait_for_selector("#plan-chart[data-series]", timeout=60_000)
+    series = _series(page, "#plan-chart")
+    assert series == {"linear cooldown": 4, "cosine cooldown": 4, "1-sqrt cooldown": 4}
+    assert "kind=cooldown" in page.page.url
+    page.page.screenshot(path=artifacts / "plan.png", full_page=True)
+    page.assert_clean()
+
+
+def test_api_errors_are_shown_as_messages(page, service):
+    page.page.goto(f"{service['base']}/#/runs/run_nope")
+    page.page.wait_for_selector(".error")
+    assert "404" in page.page.text_content(".error")
+    page.assert_clean(http_errors=True)
