@@ -57,8 +57,8 @@ dashboard-vendor:
 		$(DASHBOARD)/static/vendor/uplot/
 
 lint: $(STAMP)
-	$(PY) -m ruff check fitting app tests bench losscast_cli
-	$(PY) -m ruff format --check fitting app tests bench losscast_cli
+	$(PY) -m ruff check fitting app tests bench losscast losscast_cli
+	$(PY) -m ruff format --check fitting app tests bench losscast losscast_cli
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,203 @@
+"""``losscast.client`` against a real service: a uvicorn process on loopback (``bench/server.py``)
+with its SQLite database, killed (SIGKILL) and restarted while a training loop logs.
+
+The curve logged is the 25M model's ``cosine_24000`` run of Luo et al. 2025 (tests/data/mpl,
+MIT), its loss interpolated to every step.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+from bench.server import free_port, start_server
+from losscast.client import Client, LosscastError, process_rank
+from tests.curves import DATA, schedule_specs
+
+COSINE = schedule_specs()["cosine_24000"]
+SERVER_ENV = {"LOSSCAST_WARMUP": "0", "LOSSCAST_REFIT": "0", "LOSSCAST_JAX_CACHE_DIR": ""}
+
+
+def _curve():
+    from fitting.schedules import learning_rates
+
+    lines = (DATA / "25M" / "cosine_24000.csv").read_text().split()
+    rows = np.array([[float(c) for c in line.split(",")] for line in lines[1:]])
+    steps = np.arange(24000)
+    return np.interp(steps, rows[:, 0], rows[:, 2]), learning_rates(COSINE)
+
+
+LOSS, LR = _curve()
+
+
+class Service:
+    """A real ``uvicorn app.main:app`` on one port, which a test can kill and start again on
+    the same database."""
+
+    def __init__(self, folder):
+        self.folder, self.port = folder, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(folder / "server.log", "a")  # noqa: SIM115 -- closed in stop()
+        self.process = None
+        self.start()
+
+    def start(self):
+        self.process, _ = start_server(self.folder, self.port, self.log, SERVER_ENV)
+
+    def kill(self):
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    server = Service(tmp_path_factory.mktemp("client"))
+    yield server
+    server.stop()
+
+
+def _points(url, run_id):
+    response = httpx.get(f"{url}/v1/runs/{run_id}", timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["points"]
+
+
+def test_log_never_waits_and_every_point_is_stored_once_through_two_restarts(service):
+    """20,000 steps logged one by one (about 1 ms of "training" each) while the service is
+    killed twice and restarted: log() p99 <= 1 ms, and after close() the run holds every step
+    exactly once with the loss and lr logged."""
+    client = Client(service.url)
+    run = client.run("fault-test", schedule=COSINE, reopen=False, close_timeout=120)
+    steps = 20_000
+    reached = [0]
+    outages = []
+
+    def chaos():
+        for at in (5_000, 12_000):
+            while reached[0] < at:
+                time.sleep(0.01)
+            service.kill()
+            began = time.monotonic()
+            time.sleep(0.5)
+            service.start()
+            outages.append((at, reached[0], time.monotonic() - began))
+
+    controller = threading.Thread(target=chaos)
+    controller.start()
+    durations = np.empty(steps)
+    for step in range(steps):
+        time.sleep(0.001)  # the training step
+        began = time.perf_counter()
+        run.log(step, LOSS[step], lr=LR[step])
+        durations[step] = time.perf_counter() - began
+        reached[0] = step
+    controller.join(timeout=300)
+    stats = run.close()
+    p99 = float(np.percentile(durations, 99))
+    print(
+        f"log(): p50 {np.median(durations) * 1e6:.1f} us, p99 {p99 * 1e6:.1f} us, "
+        f"max {durations.max() * 1e3:.2f} ms; outages (killed at step, back at step, seconds): "
+        f"{outages}; {stats}"
+    )
+    assert len(outages) == 2
+    assert all(back > at for at, back, _ in outages), "the loop went on during each outage"
+    assert p99 <= 1e-3
+    assert stats["retries"] > 0, "the sender met the outages"
+    assert (stats["sent"], stats["rejected"], stats["dropped"], stats["skipped"]) == (
+        steps,
+        0,
+        0,
+        0,
+    )
+    points = _points(service.url, run.id)
+    assert points["step"] == list(range(steps))  # each step once, in order
+    np.testing.assert_array_equal(points["loss"], LOSS[:steps])
+    np.testing.assert_array_equal(points["lr"], LR[:steps])
+    listed = httpx.get(f"{service.url}/v1/runs", params={"name": "fault-test"}).json()
+    assert listed["total"] == 1, "the run was created once"
+
+
+def test_reopen_continues_a_run_and_skips_steps_already_stored(service):
+    client = Client(service.url)
+    with client.run("resumed", schedule=COSINE, reopen=False) as first:
+        for step in range(0, 3000):
+            first.log(step, LOSS[step], lr=LR[step])
+    # restarted from a checkpoint at step 2500: steps 2500..2999 come again, with other losses
+    with client.run("resumed", schedule=COSINE) as second:
+        for step in range(2500, 6000):
+            second.log(step, LOSS[step] * (1.001 if step < 3000 else 1.0), lr=LR[step])
+    assert second.id == first.id
+    assert (second.sent, second.skipped, second.rejected) == (3000, 500, 0)
+    points = _points(service.url, first.id)
+    assert points["step"] == list(range(6000))
+    np.testing.assert_array_equal(points["loss"], LOSS[:6000])
+
+
+def test_other_metrics_go_to_a_second_run_of_the_group_and_refusals_are_counted(service):
+    client = Client(service.url)
+    run = client.run("with-eval", schedule=COSINE, group="25M-client", reopen=False)
+    for step in range(0, 2000):
+        run.log(
+            step, LOSS[step], lr=LR[step], eval_loss=LOSS[step] * 1.02 if step % 500 == 0 else None
+        )
+    run.log(30_000, 2.5, lr=1e-5)  # past the schedule's 24,000 steps: the service refuses it
+    run.log(2001, float("nan"), lr=LR[2001])  # a diverged step: never sent
+    stats = run.close()
+    assert stats["rejected"] == 1 and "30000" in stats["last_error"]
+    assert stats["skipped"] == 1
+    ids = run.ids
+    assert set(ids) == {"with-eval", "with-eval/eval_loss"}
+    evaluation = httpx.get(f"{service.url}/v1/runs/{ids['with-eval/eval_loss']}").json()
+    assert evaluation["group"] == "25M-client"
+    assert evaluation["points"]["step"] == [0, 500, 1000, 1500]
+    np.testing.assert_array_equal(evaluation["points"]["loss"], LOSS[[0, 500, 1000, 1500]] * 1.02)
+
+
+def test_a_service_that_never_comes_back_costs_the_loop_nothing(tmp_path):
+    client = Client(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    run = client.run("nowhere", schedule=COSINE, queue_size=1000, close_timeout=0.5)
+    began = time.perf_counter()
+    for step in range(5000):
+        run.log(step, LOSS[step], lr=LR[step])
+    assert time.perf_counter() - began < 0.5
+    stats = run.close()
+    assert stats["sent"] == 0 and stats["retries"] > 0
+    assert stats["dropped"] == 5000  # 4,000 over the queue's bound, 1,000 unsent at close
+    assert "ConnectError" in stats["last_error"]
+
+
+def test_rank_other_than_zero_logs_nothing(service, monkeypatch):
+    monkeypatch.setenv("RANK", "3")
+    assert process_rank() == 3
+    run = Client(service.url).run("rank-3", schedule=COSINE)
+    run.log(0, 3.0, lr=0.0)
+    assert not run.enabled and run.close()["queued"] == 0
+    monkeypatch.setenv("RANK", "0")
+    assert Client(service.url).run("rank-0", schedule=COSINE).enabled
+
+
+def test_read_calls_forecast_and_predict_a_candidate_schedule(service):
+    client = Client(service.url)
+    run = client.run("read-calls", schedule=COSINE, reopen=False)
+    for step in range(2160, 24000, 64):
+        run.log(step, LOSS[step], lr=LR[step])
+    assert run.flush(timeout=60)
+    with pytest.raises(LosscastError, match="no fit yet"):
+        run.predict({**COSINE, "total_steps": 30000})
+    fit = client.fit([run.id], law="lr_annealing", intervals=False)
+    forecast = run.forecast(level=None)
+    assert forecast["fit_id"] == fit["id"]
+    assert abs(forecast["curve"]["loss"][-1] - LOSS[-1]) / LOSS[-1] < 0.01
+    longer = run.predict({**COSINE, "total_steps": 48000}, level=None)
+    assert longer["loss"][-1] < forecast["curve"]["loss"][-1]  # a longer cosine ends lower
+    run.close()
