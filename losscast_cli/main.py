@@ -20,6 +20,7 @@ from typing import Any
 
 from losscast_cli.admin import add_admin_commands
 from losscast_cli.imports import add_import_command
+from losscast_cli.plot import add_plot_command
 
 EXIT_OK = 0
 EXIT_ABOVE_LIMIT = 1
@@ -316,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     optimise.add_argument("--num-knots", type=int)
     optimise.add_argument("--max-iterations", type=int)
     plan.set_defaults(handler=_plan)
+    add_plot_command(commands, output, source, runs)  # plot: PNG/SVG of fits, predictions, plans
     return parser
 
 
