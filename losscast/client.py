@@ -29,9 +29,10 @@ kept in its metadata (``losscast_client_session``) instead of being created twic
 service refuses (409: a step already logged with another loss; 422: a point the service cannot
 store, e.g. past the declared schedule's end) is split in halves and sent again until the
 refused points are alone; those are dropped and counted as ``rejected``, with the service's
-message in ``last_error``. ``close()`` (or leaving a ``with`` block, or the
-interpreter's exit) sends what is still queued, waiting at most ``close_timeout`` seconds; what
-could not be sent by then is counted as ``dropped``.
+message in ``last_error`` (a declared schedule the service refuses is dropped instead, and
+the logged lr used). ``close()`` (or leaving a ``with`` block, or the interpreter's exit)
+sends what is still queued, waiting at most ``close_timeout`` seconds; what could not be sent
+by then is counted as ``dropped``.
 
 Reopening: ``client.run(name)`` appends to the newest run of that name when there is one
 (``reopen=True``, the default), so a job restarted from a checkpoint continues its run; the
@@ -118,6 +119,17 @@ def _message(response: httpx.Response) -> str:
             parts.append(f"{where}: {item.get('msg')}" if where else str(item.get("msg")))
         return f"{response.status_code} " + "; ".join(parts)
     return f"{response.status_code} {detail}"
+
+
+def _refuses(response: httpx.Response, field_name: str) -> bool:
+    """Whether an error answer names ``body.<field_name>`` as what is wrong."""
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return False
+    return isinstance(detail, list) and any(
+        list(item.get("loc", []))[:2] == ["body", field_name] for item in detail
+    )
 
 
 class Client:
@@ -558,6 +570,13 @@ class Run:
         if status in TRANSIENT_STATUS:
             series.maybe_created = series.maybe_created or series.run_id is None
             raise _Transient
+        if status == 422 and series.run_id is None and self._schedule is not None:
+            if _refuses(response, "schedule"):
+                # A declared schedule the service cannot build: the logged lr is the rate.
+                logger.warning("losscast client: run %r: %s; the schedule is dropped", self.name,
+                               self.last_error)  # fmt: skip
+                self._schedule = None
+                raise _Transient
         if status in (401, 403) or (status == 404 and series.run_id is not None):
             logger.error("losscast client: run %r: %s; sending stops", self.name, self.last_error)
             raise _Fatal

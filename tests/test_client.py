@@ -201,3 +201,130 @@ def test_read_calls_forecast_and_predict_a_candidate_schedule(service):
     longer = run.predict({**COSINE, "total_steps": 48000}, level=None)
     assert longer["loss"][-1] < forecast["curve"]["loss"][-1]  # a longer cosine ends lower
     run.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Callbacks, run by the real trainers on tiny models
+
+
+def test_hf_trainer_callback_posts_the_trainers_logs_with_its_schedule(service, tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    pytest.importorskip("accelerate", reason="transformers' Trainer needs accelerate")
+    from losscast.hf import LosscastCallback
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 1)
+
+        def forward(self, x, labels=None):
+            prediction = self.linear(x).squeeze(-1)
+            # + 1: a loss that stays positive, as a language model's does
+            return {"loss": torch.nn.functional.mse_loss(prediction, labels) + 1.0}
+
+    torch.manual_seed(0)
+    inputs = torch.randn(256, 8)
+    targets = inputs @ torch.randn(8) + 0.1 * torch.randn(256)
+    data = [{"x": x, "labels": y} for x, y in zip(inputs, targets, strict=True)]
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "tiny-regression"),
+        max_steps=60,
+        logging_steps=5,
+        eval_strategy="steps",
+        eval_steps=20,
+        per_device_train_batch_size=8,
+        learning_rate=0.05,
+        lr_scheduler_type="cosine",
+        warmup_steps=10,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
+    callback = LosscastCallback(service.url, group="tiny-hf")
+    trainer = transformers.Trainer(
+        model=Tiny(), args=args, train_dataset=data, eval_dataset=data[:64], callbacks=[callback]
+    )
+    trainer.train()
+    history = trainer.state.log_history
+    logged = [r for r in history if "loss" in r and "train_runtime" not in r]
+    evaluated = [r for r in history if "eval_loss" in r]
+    assert len(logged) == 12 and len(evaluated) == 3
+    assert callback.run.stats["sent"] == 15, callback.run.stats
+    ids = callback.run.ids
+    train = httpx.get(f"{service.url}/v1/runs/{ids['tiny-regression']}").json()
+    assert train["schedule"] == {
+        "type": "cosine", "peak_lr": 0.05, "total_steps": 60, "num_warmup_steps": 10
+    }  # fmt: skip
+    assert train["group"] == "tiny-hf" and train["metadata"]["hf_logging_steps"] == 5
+    # Hugging Face's step counts updates; losscast's indexes the last one (losscast/hf.py)
+    assert train["points"]["step"] == [r["step"] - 1 for r in logged]
+    assert train["points"]["loss"] == [r["loss"] for r in logged]
+    assert train["points"]["lr"] == [r["learning_rate"] for r in logged]
+    evaluation = httpx.get(f"{service.url}/v1/runs/{ids['tiny-regression/eval_loss']}").json()
+    assert evaluation["points"]["step"] == [r["step"] - 1 for r in evaluated]
+    assert evaluation["points"]["loss"] == [r["eval_loss"] for r in evaluated]
+
+
+def test_lightning_callback_posts_each_steps_loss_and_lr_and_the_validation_loss(service, tmp_path):
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+    pl = pytest.importorskip("lightning.pytorch", reason="lightning is not installed")
+    from losscast.lightning import LosscastCallback
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 1)
+            self.seen: list[tuple[float, float]] = []  # (loss, lr) of each training step
+
+        def _loss(self, batch):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.linear(x).squeeze(-1), y) + 1.0
+
+        def training_step(self, batch, batch_idx):
+            loss = self._loss(batch)
+            self.seen.append((loss.item(), self.optimizers().param_groups[0]["lr"]))
+            return loss
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val_loss", self._loss(batch))
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.05)
+            decay = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / 50)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": decay, "interval": "step"},
+            }
+
+    torch.manual_seed(0)
+    inputs = torch.randn(320, 8)  # 40 batches: one epoch, validated after steps 20 and 40
+    targets = inputs @ torch.randn(8) + 0.1 * torch.randn(320)
+    dataset = torch.utils.data.TensorDataset(inputs, targets)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=8)
+    model = Tiny()
+    callback = LosscastCallback(service.url, name="tiny-lightning")
+    trainer = pl.Trainer(
+        max_steps=40,
+        val_check_interval=20,
+        limit_val_batches=2,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        default_root_dir=str(tmp_path),
+        callbacks=[callback],
+    )
+    trainer.fit(model, loader, torch.utils.data.DataLoader(dataset, batch_size=32))
+    assert len(model.seen) == 40
+    ids = callback.run.ids
+    train = httpx.get(f"{service.url}/v1/runs/{ids['tiny-lightning']}").json()
+    assert train["points"]["step"] == list(range(40))
+    assert train["points"]["loss"] == [loss for loss, _ in model.seen]
+    assert train["points"]["lr"] == [lr for _, lr in model.seen]
+    evaluation = httpx.get(f"{service.url}/v1/runs/{ids['tiny-lightning/val_loss']}").json()
+    assert evaluation["points"]["step"] == [19, 39]
+    assert evaluation["group"] == "tiny-lightning"

@@ -200,16 +200,18 @@ def test_a_file_that_is_not_an_event_file_is_a_422_naming_it(api, tmp_path):
 def _trainer_state(path: Path, logging_steps: int = 128) -> Path:
     from transformers import TrainerState
 
-    state = TrainerState(logging_steps=logging_steps, global_step=int(STEPS[-1]))
+    # The Trainer's step counts the updates done: the point losscast stores at step s (the
+    # 0-based index of the last update) is logged by Hugging Face at step s + 1.
+    state = TrainerState(logging_steps=logging_steps, global_step=int(STEPS[-1]) + 1)
     eval_at = dict(zip(EVAL_STEPS.tolist(), EVAL_LOSS.tolist(), strict=True))
     for step, loss, lr in zip(STEPS.tolist(), LOSS.tolist(), LR.tolist(), strict=True):
         state.log_history.append({"loss": loss, "grad_norm": 0.5, "learning_rate": lr,
-                                  "epoch": step / 24000, "step": step})  # fmt: skip
+                                  "epoch": step / 24000, "step": step + 1})  # fmt: skip
         if step in eval_at:
             state.log_history.append({"eval_loss": eval_at[step], "eval_runtime": 1.5,
-                                      "epoch": step / 24000, "step": step})  # fmt: skip
+                                      "epoch": step / 24000, "step": step + 1})  # fmt: skip
     state.log_history.append({"train_runtime": 99.0, "train_loss": float(np.mean(LOSS)),
-                              "epoch": 1.0, "step": int(STEPS[-1])})  # fmt: skip
+                              "epoch": 1.0, "step": int(STEPS[-1]) + 1})  # fmt: skip
     path.mkdir(parents=True, exist_ok=True)
     state.save_to_json(str(path / "trainer_state.json"))
     return path / "trainer_state.json"

@@ -9,6 +9,11 @@ slope times half the window, ``L'(s) (k-1)/2``, which late in pretraining (slope
 is far below the noise for windows of tens of steps; early, steep points are where it shows.
 The run's metadata records ``hf_logging_steps`` and ``loss_is_window_mean`` so that this is known
 later. ``learning_rate`` is the rate the scheduler reports at the time of the log.
+
+Steps: a record's ``step`` is the Trainer's ``global_step``, the number of updates done (1 after
+the first); losscast's step is the 0-based index of the last update the loss has seen, so a
+record at ``step`` s is stored at s - 1 (the same as ``losscast.hf.LosscastCallback``), and a
+run of ``max_steps`` updates fits a schedule of ``total_steps = max_steps``.
 """
 
 from __future__ import annotations
@@ -58,8 +63,11 @@ def read_trainer_state(path: Path) -> list[LoggedRun]:
                 continue  # the whole run's mean loss, not a point of the curve
             if not math.isfinite(value) and key not in ("loss", "eval_loss"):
                 continue
+            if record["step"] < 1:
+                skipped.append(f"log_history[{index}]: step {record['step']}, before any update")
+                break
             steps, values = points.setdefault(key, ([], []))
-            steps.append(record["step"])
+            steps.append(record["step"] - 1)
             values.append(float(value))
     notes = [f"{path}: {len(skipped)} records skipped ({skipped[0]})"] if skipped else []
     metadata = {
