@@ -112,6 +112,8 @@ export async function runView(main, params, runId) {
       charts.residual.update(curves.residual);
     }
     lossBox.dataset.numPoints = String(r.points.step.length);
+    // When the charts were drawn, in ms since the navigation began (the first paint's measure).
+    if (!lossBox.dataset.drawnMs) lossBox.dataset.drawnMs = String(Math.round(performance.now()));
   }
 
   async function fitNow(withGroup) {
