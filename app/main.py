@@ -12,7 +12,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import anyio
 from fastapi import FastAPI, Security
@@ -28,13 +27,14 @@ from app.errors import (
     method_table,
     request_id,
 )
+from app.jobs import Worker, run_local_worker
 from app.logs import AccessLog, configure_logging
 from app.metrics import count_database_errors, install_metrics
 from app.refits import Refits, refit_run
-from app.routers import fits, health, pages, plans, predictions, runs
+from app.routers import fits, health, jobs, pages, plans, predictions, runs
 from app.settings import Settings
 from app.storage import Store
-from app.warmup import warm_up
+from app.warmup import configure_jax_cache, warm_up
 
 logger = logging.getLogger("losscast")
 
@@ -121,19 +121,6 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _configure_jax_cache(directory: str) -> None:
-    if not directory:
-        return
-    import jax
-
-    if jax.config.jax_compilation_cache_dir:  # set already (by the environment, or an app)
-        return
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", directory)
-    # Our kernels compile in 0.5-15 s: cache all of them.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-
-
 async def _warm_up(app: FastAPI) -> None:
     try:
         await app.state.compute.run_fit(warm_up, app.state.settings.warmup_laws)
@@ -148,7 +135,7 @@ async def _warm_up(app: FastAPI) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     configure_logging(settings.log_level, settings.log_format)
-    _configure_jax_cache(settings.jax_cache_dir)
+    configure_jax_cache(settings.jax_cache_dir)
     store = Store(settings.database_url)
     count_database_errors(store.engine)
     await anyio.to_thread.run_sync(store.create_schema)
@@ -165,12 +152,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_pending=settings.refit_max_pending,
     )
     app.state.warmup_state = "warming_up" if settings.warmup else "ok"
+    local_worker = settings.local_worker
+    if local_worker is None:
+        local_worker = store.backend == "sqlite"
     logger.info("losscast %s on %s database", __version__, store.backend)
     try:
         async with anyio.create_task_group() as tasks:
             if settings.warmup:
                 tasks.start_soon(_warm_up, app)
             tasks.start_soon(app.state.refits.run_forever)
+            if local_worker:
+                worker = Worker(store, lease=settings.job_lease)
+                limiter = app.state.compute.fit_limiter
+                tasks.start_soon(run_local_worker, worker, limiter, settings.job_poll)
             yield
             tasks.cancel_scope.cancel()
     finally:
@@ -189,7 +183,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings.from_env()
     app.state.warmup_state = "warming_up"
     install_error_handlers(app)
-    routers = (health.router, runs.router, fits.router, predictions.router, plans.router)
+    routers = (
+        health.router,
+        runs.router,
+        fits.router,
+        jobs.router,
+        predictions.router,
+        plans.router,
+    )
     for router in (*routers, pages.router):
         app.include_router(router)
     pages.mount_static(app)

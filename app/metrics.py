@@ -6,7 +6,9 @@ side, prometheus_client for the rest.
   ``http_request_duration_highr_seconds`` (finer buckets, all routes); request and response
   sizes. The instrumentator's own metrics, with its names.
 - ``losscast_fit_duration_seconds{task,outcome}``: every fit the compute pool runs (``fit_runs``
-  for requests, ``refit_run`` for background refits, ``warm_up``), ok or error.
+  for requests, ``refit_run`` for background refits, ``warm_up``) and every job's fit
+  (``new_fit``, in the worker's process), ok or error.
+- ``losscast_jobs{status}``: fit jobs queued (the queue's depth), running, done, failed.
 - ``losscast_fits_running``, ``losscast_fits_waiting``: fits now in the compute pool and waiting
   for it (fits run one at a time in a process, ``app.deps.Compute``);
   ``losscast_refits_pending`` and ``losscast_refits_total{outcome}`` (``app/refits.py``).
@@ -116,6 +118,17 @@ class AppCollector(Collector):
             yield GaugeMetricFamily(
                 "losscast_fits_waiting", "Fits waiting for the compute pool.", stats.tasks_waiting
             )
+        store = getattr(self.app.state, "store", None)
+        if store is not None:
+            jobs = GaugeMetricFamily(
+                "losscast_jobs",
+                "Fit jobs by status (queued: the queue's depth).",
+                labels=["status"],
+            )
+            counts = store.count_jobs()
+            for status in ("queued", "running", "done", "failed"):
+                jobs.add_metric([status], counts.get(status, 0))
+            yield jobs
         if refits is not None:
             yield GaugeMetricFamily(
                 "losscast_refits_pending",

@@ -123,6 +123,51 @@ class _Model(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
+# Rules between fields, stated in the JSON schema too, so that the OpenAPI document describes the
+# requests the validators accept ("fit_id, or law and params"; "one source for the learning
+# rate"). Each model's validator raises on the same cases; tests/test_schema_rules.py checks that
+# the two agree.
+
+
+def _case(given: dict[str, str] | None = None, absent: tuple[str, ...] = ()) -> dict:
+    """The JSON schema of "these fields given (with these JSON types), these absent or null"."""
+    given = given or {}
+    properties = {name: {"type": kind} for name, kind in given.items()}
+    properties.update({name: {"type": "null"} for name in absent})
+    schema: dict[str, Any] = {"properties": properties}
+    if given:
+        schema["required"] = list(given)
+    return schema
+
+
+#: A candidate's schedule: exactly one of ``schedule`` and ``lr_per_step``; not both ``steps``
+#: and ``num_points``.
+ONE_CANDIDATE_RULE = {
+    "allOf": [
+        {
+            "oneOf": [
+                _case({"schedule": "object"}, ("lr_per_step",)),
+                _case({"lr_per_step": "array"}, ("schedule",)),
+            ]
+        },
+        {"not": _case({"steps": "array", "num_points": "integer"})},
+    ]
+}
+
+#: A run's learning rate: not both ``schedule`` and ``lr_per_step``; one of them or ``points.lr``.
+RUN_LR_RULE = [
+    {"not": _case({"schedule": "object", "lr_per_step": "array"})},
+    {
+        "anyOf": [
+            _case({"schedule": "object"}),
+            _case({"lr_per_step": "array"}),
+            {"required": ["points"], "properties": {"points": _case({"lr": "array"})}},
+        ]
+    },
+]
+
+
+# ---------------------------------------------------------------------------------------------
 # Errors: every error answer has this shape (app/errors.py makes them).
 
 
@@ -264,7 +309,7 @@ class RunCreate(_Model):
     )
 
     @model_validator(mode="after")
-    def _one_lr_source(self) -> RunCreate:
+    def _one_lr_source(self) -> RunCreate:  # stated in the schema by RUN_LR_RULE
         if self.schedule is not None and self.lr_per_step is not None:
             raise ValueError("give the learning rate as schedule or lr_per_step, not both")
         if self.schedule is None and self.lr_per_step is None and self.points.lr is None:
@@ -286,7 +331,8 @@ class RunCreate(_Model):
                     "points": {"step": [2160, 2288, 2416], "loss": [4.1114, 4.0342, 3.9793]},
                 },
                 SMALL_RUN,
-            ]
+            ],
+            "allOf": RUN_LR_RULE,
         },
     )
 
@@ -516,8 +562,10 @@ class Candidate(_Model):
     steps: list[Step] | None = Field(None, max_length=MAX_CURVE_POINTS)
     num_points: int | None = Field(None, ge=1, le=MAX_CURVE_POINTS)
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_CANDIDATE_RULE)
+
     @model_validator(mode="after")
-    def _one_of_each(self) -> Candidate:
+    def _one_of_each(self) -> Candidate:  # stated in the schema by ONE_CANDIDATE_RULE
         if (self.schedule is None) == (self.lr_per_step is None):
             raise ValueError("give exactly one of schedule or lr_per_step")
         if self.steps is not None and self.num_points is not None:
@@ -541,7 +589,7 @@ class PredictionRequest(_Model):
     level: Level | None = Field(DEFAULT_LEVEL, description=LEVEL_DOC)
 
     @model_validator(mode="after")
-    def _consistent(self) -> PredictionRequest:
+    def _consistent(self) -> PredictionRequest:  # stated in the schema (model_config below)
         if (self.fit_id is None) == (self.law is None and self.params is None):
             raise ValueError("give fit_id, or law and params, (not both)")
         if self.fit_id is None and (self.law is None or self.params is None):
@@ -592,7 +640,24 @@ class PredictionRequest(_Model):
                     "warmup": "include",
                     "schedule": COSINE_24000,
                 },
-            ]
+            ],
+            "allOf": [
+                {
+                    "oneOf": [
+                        _case({"fit_id": "string"}, ("law", "params", "warmup")),
+                        _case({"law": "string", "params": "object"}, ("fit_id",)),
+                    ]
+                },
+                {
+                    "oneOf": [
+                        _case(
+                            {"candidates": "array"},
+                            ("name", "schedule", "lr_per_step", "steps", "num_points"),
+                        ),
+                        {"allOf": [_case(absent=("candidates",)), ONE_CANDIDATE_RULE]},
+                    ]
+                },
+            ],
         },
     )
 
@@ -669,3 +734,22 @@ class HealthOut(BaseModel):
     compilations_total: int
     database: str
     version: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs (app/jobs.py): fits run by workers.
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: Literal["fit"]
+    status: Literal["queued", "running", "done", "failed"] = Field(
+        description="queued, running on a worker (under a lease), done (result) or failed (error)"
+    )
+    attempts: int = Field(description="times a worker claimed it (more than 1: a worker died)")
+    created_at: datetime
+    started_at: datetime | None = Field(None, description="when the last claim started")
+    finished_at: datetime | None = None
+    fit_id: str | None = Field(None, description="the fit made, once done")
+    result: str | None = Field(None, description="the fit's URL, once done")
+    error: ErrorItem | None = Field(None, description="why it failed")

@@ -21,6 +21,11 @@
 - ``LOSSCAST_ALLOW_ANONYMOUS`` (``0``): with no API keys, the service refuses to start on an
   address other than loopback (``HOST``) unless this is ``1`` (anyone who reaches it may then
   write and delete).
+- ``LOSSCAST_LOCAL_WORKER`` (on for SQLite, off otherwise): the server runs fit jobs
+  (``Prefer: respond-async``) itself; with PostgreSQL, ``losscast worker`` processes do.
+  ``LOSSCAST_JOB_LEASE`` (``30``): seconds a worker holds a job without renewing it before
+  another may take it over; ``LOSSCAST_JOB_POLL`` (``1``): seconds between polls of an empty
+  queue.
 - ``LOSSCAST_REFIT`` (``1``): appending points to a run in a group, or to one fitted before,
   schedules a background refit (``app/refits.py``); ``0`` turns that off.
 - ``LOSSCAST_REFIT_DELAY`` (``10``): seconds a run must be quiet (no appends) before its refit;
@@ -106,6 +111,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = _variable("LOSSCAST_LOG_FORMAT", "json")
     public_reads: bool = _variable("LOSSCAST_PUBLIC_READS", False)
     allow_anonymous: bool = _variable("LOSSCAST_ALLOW_ANONYMOUS", False)
+    local_worker: bool | None = _variable("LOSSCAST_LOCAL_WORKER", None)
+    job_lease: float = _variable("LOSSCAST_JOB_LEASE", 30.0, gt=0)
+    job_poll: float = _variable("LOSSCAST_JOB_POLL", 1.0, gt=0)
     refit: bool = _variable("LOSSCAST_REFIT", True)
     refit_delay: int = _variable("LOSSCAST_REFIT_DELAY", 10, ge=0)
     refit_max_wait: int = _variable("LOSSCAST_REFIT_MAX_WAIT", 120, ge=0)
@@ -129,6 +137,9 @@ class Settings(BaseSettings):
         "refit",
         "public_reads",
         "allow_anonymous",
+        "local_worker",
+        "job_lease",
+        "job_poll",
         "refit_delay",
         "refit_max_wait",
         "refit_max_pending",

@@ -16,6 +16,7 @@ Tables:
   a hash of the learning rates), so appending to a run or deleting it later leaves the fit as
   it was. No foreign key to ``runs`` for that reason.
 - ``api_keys``: API keys (``app/auth.py``): name, scopes, the SHA-256 of the token, revocation.
+- ``jobs``: fits to run on workers (``app/jobs.py``): the request, status, lease, the fit made.
 
 The schema is created and upgraded by Alembic migrations (``app/migrations/``) at start
 (``create_schema``) or by ``losscast db upgrade``. Databases made before migrations (schema
@@ -32,7 +33,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from sqlalchemy import (
     DateTime,
     Engine,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -178,6 +180,28 @@ class ApiKeyRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class JobRow(Base):
+    """A fit to run on a worker (``app/jobs.py``): queued, running under a lease, done or failed."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_created_at", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict] = mapped_column(JSON)
+    fit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Records handed to the rest of the service (plain data, arrays decoded).
 
@@ -275,6 +299,22 @@ class ApiKeyRecord:
     token_sha256: str
     created_at: datetime
     revoked_at: datetime | None
+
+
+@dataclass
+class JobRecord:
+    id: str
+    kind: str
+    status: str  # "queued" | "running" | "done" | "failed"
+    request: dict
+    fit_id: str | None
+    error: dict | None
+    attempts: int
+    worker: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 def _api_key_record(row: ApiKeyRow) -> ApiKeyRecord:
@@ -386,6 +426,53 @@ def _fit_record(row: FitRow, snapshots: Sequence[FitRunRow] | None = None) -> Fi
         run_ids=list(row.run_ids),
         created_at=_utc(row.created_at),
         runs=runs,
+    )
+
+
+def _fit_rows(fit: NewFit) -> tuple[FitRow, list[FitRunRow]]:
+    row = FitRow(
+        id=new_id("fit"),
+        law=fit.law,
+        params=json_safe(fit.params),
+        converged=bool(fit.converged),
+        result=json_safe(fit.result),
+        options=json_safe(fit.options),
+        run_ids=[s.run_id for s in fit.runs],
+        created_at=_now(),
+    )
+    snapshots = [
+        FitRunRow(
+            fit_id=row.id,
+            position=i,
+            run_id=s.run_id,
+            name=s.name,
+            version=s.version,
+            lr_source=s.lr_source,
+            total_steps=s.total_steps,
+            lr_sha256=s.lr_sha256,
+            points_sha256=s.points_sha256,
+            steps=encode_ints(s.steps),
+            loss=encode_floats(s.loss),
+        )
+        for i, s in enumerate(fit.runs)
+    ]
+    return row, snapshots
+
+
+def _job_record(row: JobRow) -> JobRecord:
+    return JobRecord(
+        id=row.id,
+        kind=row.kind,
+        status=row.status,
+        request=dict(row.request),
+        fit_id=row.fit_id,
+        error=row.error,
+        attempts=row.attempts,
+        worker=row.worker,
+        lease_expires_at=_utc(row.lease_expires_at) if row.lease_expires_at else None,
+        created_at=_utc(row.created_at),
+        started_at=_utc(row.started_at) if row.started_at else None,
+        finished_at=_utc(row.finished_at) if row.finished_at else None,
     )
 
 
@@ -595,32 +682,7 @@ class Store:
     # -- fits ------------------------------------------------------------------------------
 
     def create_fit(self, fit: NewFit) -> FitRecord:
-        row = FitRow(
-            id=new_id("fit"),
-            law=fit.law,
-            params=json_safe(fit.params),
-            converged=bool(fit.converged),
-            result=json_safe(fit.result),
-            options=json_safe(fit.options),
-            run_ids=[s.run_id for s in fit.runs],
-            created_at=_now(),
-        )
-        snapshots = [
-            FitRunRow(
-                fit_id=row.id,
-                position=i,
-                run_id=s.run_id,
-                name=s.name,
-                version=s.version,
-                lr_source=s.lr_source,
-                total_steps=s.total_steps,
-                lr_sha256=s.lr_sha256,
-                points_sha256=s.points_sha256,
-                steps=encode_ints(s.steps),
-                loss=encode_floats(s.loss),
-            )
-            for i, s in enumerate(fit.runs)
-        ]
+        row, snapshots = _fit_rows(fit)
         with self._sessions.begin() as session:
             session.add(row)
             session.flush()  # the fit before its snapshots (foreign key)
@@ -730,3 +792,133 @@ class Store:
         the service to anyone)."""
         with self._sessions() as session:
             return session.scalar(select(ApiKeyRow.id).limit(1)) is not None
+
+    # -- jobs (app/jobs.py runs them) -------------------------------------------------------
+
+    def enqueue_job(self, kind: str, request: dict) -> JobRecord:
+        row = JobRow(
+            id=new_id("job"),
+            kind=kind,
+            status="queued",
+            request=json_safe(request),
+            attempts=0,
+            created_at=_now(),
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _job_record(row)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        with self._sessions() as session:
+            row = session.get(JobRow, job_id)
+            if row is None:
+                raise NotFound(f"job {job_id!r} not found")
+            return _job_record(row)
+
+    def claim_job(self, worker: str, lease_seconds: float, max_attempts: int) -> JobRecord | None:
+        """The oldest job that is queued, or running under a lease that expired (its worker
+        died), now running under ``worker``'s lease; None when there is none.
+
+        PostgreSQL hands each row to one worker (``FOR UPDATE SKIP LOCKED``: the others skip
+        it and take the next); SQLite has one writer at a time, and the update below applies
+        only if the row is as it was read. A job claimed ``max_attempts`` times already fails
+        instead (a fit that kills its worker every time is not retried for ever).
+        """
+        now = _now()
+        claimable = (JobRow.status == "queued") | (
+            (JobRow.status == "running") & (JobRow.lease_expires_at < now)
+        )
+        query = (
+            select(JobRow)
+            .where(claimable)
+            .order_by(JobRow.created_at, JobRow.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        for _ in range(MAX_APPEND_RETRIES):
+            with self._sessions.begin() as session:
+                row = session.scalars(query).first()
+                if row is None:
+                    return None
+                seen = (row.status, row.attempts)
+                if row.attempts >= max_attempts:
+                    values = {
+                        "status": "failed",
+                        "finished_at": now,
+                        "error": {
+                            "type": "worker_lost",
+                            "msg": f"the job's worker stopped {row.attempts} times; not retried",
+                        },
+                    }
+                else:
+                    values = {
+                        "status": "running",
+                        "worker": worker,
+                        "attempts": row.attempts + 1,
+                        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+                        "started_at": now,
+                    }
+                done = session.execute(
+                    update(JobRow)
+                    .where(JobRow.id == row.id, JobRow.status == seen[0])
+                    .where(JobRow.attempts == seen[1])
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if done.rowcount != 1:
+                    continue  # another worker took it between the read and the update
+                if values["status"] == "failed":
+                    continue
+                session.expire(row)
+                return _job_record(session.get(JobRow, row.id))
+        return None
+
+    def renew_lease(self, job_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend ``worker``'s lease on a running job; False when it is not the worker's any
+        more (its lease expired and another worker took the job)."""
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
+                .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
+            )
+            return done.rowcount == 1
+
+    def complete_job(self, job_id: str, worker: str, fit: NewFit) -> FitRecord | None:
+        """Store ``fit`` and mark the job done, in one transaction, if the job is still
+        ``worker``'s; None (nothing stored) if another worker took it over. So a fit is stored
+        once, whichever worker finishes first."""
+        row, snapshots = _fit_rows(fit)
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
+                .values(status="done", fit_id=row.id, finished_at=_now(), lease_expires_at=None)
+            )
+            if done.rowcount != 1:
+                return None
+            session.add(row)
+            session.flush()
+            session.add_all(snapshots)
+        return _fit_record(row, snapshots)
+
+    def fail_job(self, job_id: str, worker: str, error: dict) -> bool:
+        """Mark ``worker``'s running job failed with ``error`` (the error body's item)."""
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
+                .values(
+                    status="failed",
+                    error=json_safe(error, unknown=str),
+                    finished_at=_now(),
+                    lease_expires_at=None,
+                )
+            )
+            return done.rowcount == 1
+
+    def count_jobs(self) -> dict[str, int]:
+        """Jobs by status (for /metrics: the queue's depth)."""
+        query = select(JobRow.status, func.count()).group_by(JobRow.status)
+        with self._sessions() as session:
+            return {status: int(count) for status, count in session.execute(query)}

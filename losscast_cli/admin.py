@@ -1,5 +1,6 @@
-"""``losscast db`` and ``losscast keys``: administer the service's database directly (the
-database ``--database-url`` or ``$DATABASE_URL`` names, as the service does), not over HTTP.
+"""``losscast db``, ``losscast keys`` and ``losscast worker``: work on the service's database
+directly (the one ``--database-url`` or ``$DATABASE_URL`` names, as the service does), not over
+HTTP.
 
 Heavy modules are imported by the command that runs, so ``--help`` answers at once.
 """
@@ -12,7 +13,7 @@ import sys
 
 
 def add_admin_commands(commands) -> None:
-    """Register ``db`` and ``keys`` on the CLI's subcommands."""
+    """Register ``db``, ``keys`` and ``worker`` on the CLI's subcommands."""
     database = argparse.ArgumentParser(add_help=False)
     database.add_argument(
         "--database-url", help="default: $DATABASE_URL or the SQLite file in ./var"
@@ -28,6 +29,19 @@ def add_admin_commands(commands) -> None:
         "current", parents=[database], help="print the revision the database is at"
     )
     current.set_defaults(handler=_db_current)
+
+    worker = commands.add_parser(
+        "worker",
+        parents=[database],
+        help="run fit jobs (POST /v1/fits with Prefer: respond-async) from the database",
+    )
+    worker.add_argument("--name", help="this worker's name in the jobs (default host:pid:random)")
+    worker.add_argument(
+        "--lease", type=float, help="seconds a job is held without renewal (default 30)"
+    )
+    worker.add_argument("--poll", type=float, help="seconds between polls of an empty queue")
+    worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.set_defaults(handler=_worker)
 
     keys = commands.add_parser("keys", help="API keys (scopes read, write, admin)")
     key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -141,4 +155,32 @@ def _keys_revoke(args) -> int:
     finally:
         store.close()
     print(f"key {key.id} ({key.name!r}) revoked at {key.revoked_at.isoformat()}")
+    return 0
+
+
+def _worker(args) -> int:
+    import signal
+    import threading
+
+    from app.jobs import Worker
+    from app.logs import configure_logging
+    from app.settings import Settings
+    from app.warmup import configure_jax_cache
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, settings.log_format)
+    configure_jax_cache(settings.jax_cache_dir)
+    store = _store(args, upgrade=True)
+    worker = Worker(store, args.name, lease=args.lease or settings.job_lease)
+    try:
+        if args.once:
+            job = worker.run_one()
+            print(f"{job.id} {job.status}" if job else "no job queued")
+            return 0
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):  # finish the fit in hand, then stop
+            signal.signal(signum, lambda *_: stop.set())
+        worker.run_forever(poll=args.poll or settings.job_poll, stop=stop)
+    finally:
+        store.close()
     return 0

@@ -20,7 +20,6 @@ from losscast_cli.main import main
 
 #: The routes anyone may call once keys exist (a new public route must be added here on purpose).
 PUBLIC = {("GET", "/healthz"), ("GET", "/")}
-IDS = {"run_id": "run_0", "fit_id": "fit_0"}
 
 
 def _routes(routes) -> list[APIRoute]:
@@ -73,7 +72,7 @@ def keys(app):
 
 
 def _call(client, method, path, token=None):
-    url = path.format(**IDS)
+    url = re.sub(r"\{[^}]+\}", "id_0", path)  # any path parameter: auth comes first
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     if method in ("POST", "PUT", "PATCH"):
         return client.request(method, url, json={}, headers=headers)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from app import __version__, budgets, http_cache, queries, schemas, services
+from app import __version__, budgets, http_cache, jobs, queries, schemas, services
 from app.deps import Compute, get_compute, get_settings, get_store, in_thread
 from app.services import fits, predictions
 from app.settings import Settings
@@ -59,22 +60,43 @@ FIT_LINKS = {
     response_model=schemas.FitOut,
     responses={
         201: {"links": FIT_LINKS},
+        202: {
+            "model": schemas.JobOut,
+            "description": "queued as a job (Prefer: respond-async); Location polls it",
+        },
         **schemas.error_responses(
             404, 413, 422, 503, e404="no such run", e422="bad options, or the fit failed"
         ),
     },
 )
 async def create_fit(
-    body: schemas.FitCreate, store: StoreDep, compute: ComputeDep, response: Response
+    body: schemas.FitCreate,
+    store: StoreDep,
+    compute: ComputeDep,
+    response: Response,
+    prefer: Annotated[
+        str | None,
+        Header(description="`respond-async`: queue the fit as a job (202, poll /v1/jobs/{id})"),
+    ] = None,
 ):
     """Fit a law jointly to runs as they are now. The fit records what it saw, so later
     appends do not change it. A fit that did not converge is stored with converged=false.
+
+    With ``Prefer: respond-async`` the fit is queued for a worker (``losscast worker``; on the
+    embedded SQLite database the server runs one itself) and the answer is a 202 with the job,
+    whose ``Location`` is polled until ``done``.
 
     ``law: "auto"`` cross-validates every registered law and fits the best (``selection``
     says why). Unless ``intervals`` is false, the law is cross-validated and the fit stores
     its uncertainty, so predictions from it carry prediction bands; with too few points to
     hold any out, the fit succeeds without (``uncertainty`` null, ``uncertainty_note``).
     The cross-validation fits run in the same worker call, so fits stay one at a time."""
+    if prefer and "respond-async" in prefer.lower():
+        job = await in_thread(jobs.submit_fit, store, body)
+        headers = {"Location": f"/v1/jobs/{job.id}", "Preference-Applied": "respond-async"}
+        return JSONResponse(
+            jsonable_encoder(schemas.JobOut(**jobs.job_out(job))), status_code=202, headers=headers
+        )
     fit = await compute.run_fit(fits.fit_runs, store, body)
     response.headers["Location"] = f"/v1/fits/{fit.id}"
     return fits.fit_out(fit)

@@ -48,6 +48,21 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
     """Fit ``body.law`` (or choose one, ``auto``) to the runs as they are now, cross-validate it
     for its prediction intervals unless ``body.intervals`` is false; store the result with what
     it saw. Every fit here runs in the caller's thread: the router holds the fit limiter."""
+    return store.create_fit(new_fit(store, body))
+
+
+def check_fit_request(store: Store, body: schemas.FitCreate) -> None:
+    """What :func:`new_fit` would refuse at once (a law not registered, a run twice, a run not
+    stored), checked before a fit is queued as a job."""
+    if body.law != schemas.AUTO:
+        law_named(body.law)
+    if len(set(body.run_ids)) != len(body.run_ids):
+        raise InputError(f"each run may appear once, got {body.run_ids}", "run_ids")
+    store.get_runs(body.run_ids)
+
+
+def new_fit(store: Store, body: schemas.FitCreate) -> NewFit:
+    """The fit of :func:`fit_runs`, not stored (a job's worker stores it with the job's end)."""
     if body.law != schemas.AUTO:
         law_named(body.law)
     if len(set(body.run_ids)) != len(body.run_ids):
@@ -76,15 +91,13 @@ def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
     report = fit_report(runs, body)
     report = replace(report, points_fitted={record.id: record.num_points for record in records})
     stored = report.to_json()
-    return store.create_fit(
-        NewFit(
-            law=report.law,
-            params=stored["params"],
-            converged=report.converged,
-            result=stored,
-            options=body.model_dump(exclude={"run_ids"}),
-            runs=snapshots,
-        )
+    return NewFit(
+        law=report.law,
+        params=stored["params"],
+        converged=report.converged,
+        result=stored,
+        options=body.model_dump(exclude={"run_ids"}),
+        runs=snapshots,
     )
 
 

@@ -1,0 +1,183 @@
+"""Fits as jobs: queued in the database by ``POST /v1/fits`` with ``Prefer: respond-async``, run
+by workers (``losscast worker``, any number, wherever the database is reachable), polled at
+``GET /v1/jobs/{id}``.
+
+The queue is the ``jobs`` table itself (``app/storage.py``), not a queue library: the job, its
+lease and the fit it makes then commit in the same database, so "stored once" is one
+transaction rather than a protocol between two systems. PostgreSQL hands a job to one worker
+with ``SELECT ... FOR UPDATE SKIP LOCKED``; on SQLite (one writer at a time) ``make serve``
+runs one local worker inside the server.
+
+- A worker claims the oldest claimable job under a lease of ``lease`` seconds, renewed every
+  third of it while the fit runs (a heartbeat thread).
+- A worker killed mid-fit (``kill -9``) stops renewing; once the lease has expired, another
+  worker claims the job again (its ``attempts`` counts the claims; after ``max_attempts`` it
+  fails as ``worker_lost``).
+- The fit and the job's ``done`` commit together, and only while the job is still the
+  worker's: a worker that lost its lease (paused past it) stores nothing, so a fit is never
+  stored twice.
+- A fit that fails on its input (``InvalidInput``, a run deleted meanwhile) fails the job with
+  the error body's item (``loc``, ``msg``, ``type``); it is not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+from app import schemas
+from app.errors import Conflict, InputError, NotFound, location
+from app.metrics import timed_fit
+from app.services.fits import check_fit_request, new_fit
+from app.storage import FitRecord, JobRecord, Store
+from fitting.errors import InvalidInput
+
+logger = logging.getLogger("losscast.jobs")
+
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+def submit_fit(store: Store, body: schemas.FitCreate) -> JobRecord:
+    """Queue a fit of ``body``, after the checks that need no fit (404 and 422 now, not as a
+    failed job)."""
+    check_fit_request(store, body)
+    return store.enqueue_job("fit", body.model_dump(mode="json"))
+
+
+def job_out(job: JobRecord) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "fit_id": job.fit_id,
+        "result": f"/v1/fits/{job.fit_id}" if job.fit_id else None,
+        "error": job.error,
+    }
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _error_item(error: Exception) -> dict[str, Any]:
+    if isinstance(error, InputError):
+        return {"loc": location(error.where), "msg": error.message, "type": error.kind}
+    return {"loc": [], "msg": str(error), "type": getattr(error, "kind", "invalid_input")}
+
+
+class Worker:
+    """Claims jobs from ``store`` and runs them, one at a time (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        name: str | None = None,
+        *,
+        lease: float = DEFAULT_LEASE_SECONDS,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ):
+        if lease <= 0:
+            raise ValueError(f"lease must be > 0 seconds, got lease={lease}")
+        self.store = store
+        self.name = name or worker_name()
+        self.lease = lease
+        self.max_attempts = max_attempts
+
+    def claim(self) -> JobRecord | None:
+        return self.store.claim_job(self.name, self.lease, self.max_attempts)
+
+    def run_one(self) -> JobRecord | None:
+        """Claim a job and run it; the job as it ended (None: nothing to do)."""
+        job = self.claim()
+        if job is None:
+            return None
+        self.process(job)
+        return self.store.get_job(job.id)
+
+    def process(self, job: JobRecord) -> FitRecord | None:
+        """Run the claimed ``job`` to its end: the stored fit, or None (failed, or lost to
+        another worker)."""
+        stop = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(job.id, stop), name=f"lease-{job.id}", daemon=True
+        )
+        heartbeat.start()
+        started = time.perf_counter()
+        try:
+            body = schemas.FitCreate.model_validate(job.request)
+            fit = timed_fit(new_fit, self.store, body)
+        except (InvalidInput, NotFound, Conflict) as error:
+            self.store.fail_job(job.id, self.name, _error_item(error))
+            logger.info("job %s failed on its input: %s", job.id, error)
+            return None
+        except Exception as error:  # a bug: the job says so, the log has the traceback
+            logger.exception("job %s: unexpected error", job.id)
+            item = {
+                "loc": [],
+                "msg": f"internal error: {type(error).__name__}",
+                "type": "internal_error",
+            }
+            self.store.fail_job(job.id, self.name, item)
+            return None
+        finally:
+            stop.set()
+            heartbeat.join()
+        stored = self.store.complete_job(job.id, self.name, fit)
+        took = time.perf_counter() - started
+        if stored is None:
+            logger.warning("job %s was taken over by another worker; its fit is not stored", job.id)
+        else:
+            logger.info("job %s done in %.1f s: fit %s", job.id, took, stored.id)
+        return stored
+
+    def _heartbeat(self, job_id: str, stop: threading.Event) -> None:
+        while not stop.wait(self.lease / 3):
+            try:
+                if not self.store.renew_lease(job_id, self.name, self.lease):
+                    logger.warning("job %s: lease lost (another worker has it)", job_id)
+                    return
+            except Exception:  # the database is away: try again at the next beat
+                logger.warning("job %s: lease not renewed (database unavailable)", job_id)
+
+    def run_forever(self, poll: float = 1.0, stop: threading.Event | None = None) -> None:
+        """Run jobs until ``stop`` is set, polling every ``poll`` seconds while none is queued."""
+        stop = stop or threading.Event()
+        logger.info("worker %s polling every %.1f s (lease %.0f s)", self.name, poll, self.lease)
+        while not stop.is_set():
+            try:
+                ran = self.run_one()
+            except Exception:  # the database is away: wait and poll again
+                logger.exception("worker %s: cannot reach the queue", self.name)
+                ran = None
+            if ran is None:
+                stop.wait(poll)
+
+
+async def run_local_worker(worker: Worker, fit_limiter, poll: float) -> None:
+    """The server's own worker (the embedded SQLite default): jobs run in a thread under the
+    compute pool's fit limiter, so they take turns with synchronous fits. On shutdown a running
+    fit is abandoned; its lease expires and the job runs again at the next start."""
+    import anyio
+
+    while True:
+        try:
+            job = await anyio.to_thread.run_sync(worker.claim)
+        except Exception:
+            logger.exception("local worker: cannot reach the queue")
+            job = None
+        if job is None:
+            await anyio.sleep(poll)
+            continue
+        await anyio.to_thread.run_sync(
+            worker.process, job, limiter=fit_limiter, abandon_on_cancel=True
+        )
