@@ -1,5 +1,10 @@
-# The losscast service: `docker build -t losscast . && docker run -p 8000:8000 -v losscast:/data losscast`
-# SQLite lives in the /data volume; set DATABASE_URL=postgresql+psycopg://... for PostgreSQL.
+# The losscast service: `docker build -t losscast .`, then an API key (the image listens on
+# 0.0.0.0, which needs one, or LOSSCAST_ALLOW_ANONYMOUS=1):
+#   docker run --rm -v losscast:/data losscast losscast keys create --name admin --scope admin
+#   docker run -p 8000:8000 -v losscast:/data losscast
+# SQLite lives in the /data volume (the server runs fit jobs itself); with
+# DATABASE_URL=postgresql+psycopg://... run `losscast worker` containers for the jobs
+# (deploy/compose.yaml: PostgreSQL, 2 API replicas, 2 workers).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,6 +23,8 @@ WORKDIR /srv/losscast
 COPY pyproject.toml README.md* ./
 COPY fitting ./fitting
 COPY app ./app
+COPY losscast ./losscast
+COPY losscast_cli ./losscast_cli
 RUN pip install . && rm -rf build *.egg-info
 
 USER losscast
