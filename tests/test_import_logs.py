@@ -493,3 +493,42 @@ def _cli_service(api, monkeypatch):
             self.httpx, self.client, self.url = httpx, api, url
 
     monkeypatch.setattr(cli, "Service", InProcessService)
+
+
+NAMES = [
+    "events.out.tfevents.1.host",
+    "trainer_state.json",
+    "metrics.csv",
+    "history.jsonl",
+    "history.parquet",
+    "mlflow.db",
+    "log.tsv",
+    "export.csv",
+    "logs.zip",
+    "",
+]
+PREFIXES = [b"", b"PK\x03\x04", b"SQLite format 3\x00", b"step,loss\n", b'{"log_history": [',
+            b'{"_step": 1e400, "loss": 1}\n', b"Step,a - loss\n1,"]  # fmt: skip
+
+
+def test_garbage_uploads_are_answered_4xx_never_500(api):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(
+        name=st.sampled_from(NAMES),
+        prefix=st.sampled_from(PREFIXES),
+        body=st.binary(max_size=300),
+        format=st.sampled_from(
+            [None, "tensorboard", "wandb", "hf", "lightning", "mlflow", "table"]
+        ),
+    )
+    def check(name, prefix, body, format):
+        form = {"format": format} if format else {}
+        response = api.post("/v1/runs/import", files=[("files", (name, prefix + body))], data=form)
+        assert response.status_code in (201, 422), response.text
+        if response.status_code == 422:
+            assert response.json()["detail"][0]["msg"]
+
+    check()

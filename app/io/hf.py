@@ -23,7 +23,7 @@ import math
 from pathlib import Path
 
 from app.errors import InputError
-from app.io.logs import LoggedRun, Series
+from app.io.logs import LoggedRun, Series, as_float
 
 FILE_NAME = "trainer_state.json"
 #: Keys of a log record that are bookkeeping, not curves.
@@ -51,11 +51,13 @@ def read_trainer_state(path: Path) -> list[LoggedRun]:
     points: dict[str, tuple[list[int], list[float]]] = {}
     skipped: list[str] = []
     for index, record in enumerate(state["log_history"]):
-        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+        step = record.get("step") if isinstance(record, dict) else None
+        if not isinstance(step, int) or isinstance(step, bool) or step > 2**53:
             skipped.append(f"log_history[{index}]: no integer step")
             continue
-        for key, value in record.items():
-            if key in NOT_CURVES or isinstance(value, bool) or not isinstance(value, int | float):
+        for key, raw in record.items():
+            value = as_float(raw)
+            if key in NOT_CURVES or value is None:
                 continue
             if key.startswith("train_") and key != "train_loss":
                 continue  # the summary record at the end: runtime, samples per second

@@ -11,6 +11,7 @@ SQL here: the upload endpoint and the CLI both call :func:`app.io.import_logs`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,17 @@ def require(module: str, package: str, what: str):
             "(pip install 'losscast[import]')",
             "format",
         ) from None
+
+
+def as_float(value: Any) -> float | None:
+    """A JSON number as a float (an int too large for one is infinite); ``None`` for anything
+    else (strings, booleans, nested objects, nulls of sparse records)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def normalised_name(name: str) -> str:

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from app.errors import InputError
-from app.io.logs import LoggedRun, Series, normalised_name
+from app.io.logs import LoggedRun, Series, as_float, normalised_name
 
 #: Names of the step column, in order of preference.
 STEP_NAMES = ("step", "_step", "global_step", "trainer/global_step", "iteration", "iter")
@@ -82,9 +82,15 @@ def _number(cell: str, path: Path, line: int, column: str) -> float | None:
         ) from None
 
 
+#: Steps beyond this are refused here, before numpy's int64 (the service's bound is lower).
+MAX_STEP = 2**53
+
+
 def _step(value: float | None, path: Path, where: str) -> int:
     if value is None or not math.isfinite(value) or value != round(value) or value < 0:
         raise InputError(f"{path}: {where}: step {value!r} is not a non-negative integer", "file")
+    if value > MAX_STEP:
+        raise InputError(f"{path}: {where}: step {value:.0f} is beyond {MAX_STEP}", "file")
     return int(value)
 
 
@@ -167,14 +173,15 @@ def _records_series(records, path: Path, step: str | None) -> dict[str, Series]:
             raise InputError(f"{path}: {where}: not a JSON object", "file")
         if step_key not in record:
             raise InputError(f"{path}: {where}: no {step_key!r} key", "file")
-        step_value = record[step_key]
-        if isinstance(step_value, bool) or not isinstance(step_value, int | float):
-            raise InputError(f"{path}: {where}: {step_key} {step_value!r} is not a number", "file")
-        at = _step(float(step_value), path, where)
-        for key, value in record.items():
-            if key == step_key or normalised_name(key) in BOOKKEEPING:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
+        step_value = as_float(record[step_key])
+        if step_value is None:
+            raise InputError(
+                f"{path}: {where}: {step_key} {record[step_key]!r} is not a number", "file"
+            )
+        at = _step(step_value, path, where)
+        for key, raw in record.items():
+            value = as_float(raw)
+            if key == step_key or normalised_name(key) in BOOKKEEPING or value is None:
                 continue  # media, tables, nested summaries, and nulls of sparse rows
             points.setdefault(key, ([], []))
             points[key][0].append(at)
