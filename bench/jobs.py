@@ -1,0 +1,107 @@
+"""Fit jobs on worker processes: do two workers fit two dense curves in the time of one?
+
+``python -m bench.jobs [--database-url URL] [--workers 2]``: the dense, noisy 36k-step cosine
+curve of ``bench.core`` (33,840 points, losses from a fit of the 25M MPL runs), stored once;
+``--workers`` ``losscast worker`` processes on the database; every worker warmed up by a job of
+its own (each process compiles, or loads from the shared JAX cache, its kernels); then one job
+alone, then one job per worker submitted together, timed from submission until every job is
+``done``. Prints both times and their ratio (the issue's target: under 1.3x on 2 cores, 2
+workers). The fits run in separate processes, so the in-process rule of one fit at a time
+(``app.deps.Compute``) does not serialise them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from app.storage import NewRun, Store
+from bench.core import LAW, dense_curve, load_run
+from fitting.fit import fit_law
+
+
+def _submit(store: Store, run_id: str, count: int) -> list[str]:
+    body = {"run_ids": [run_id], "law": LAW.name}
+    return [store.enqueue_job("fit", body).id for _ in range(count)]
+
+
+def _wait(store: Store, job_ids: list[str], timeout: float = 1800) -> float:
+    started = time.perf_counter()
+    while True:
+        jobs = [store.get_job(job_id) for job_id in job_ids]
+        failed = [job for job in jobs if job.status == "failed"]
+        if failed:
+            raise SystemExit(f"job failed: {failed[0].error}")
+        if all(job.status == "done" for job in jobs):
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise SystemExit(f"jobs not done after {timeout} s: {[j.status for j in jobs]}")
+        time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    folder = tempfile.mkdtemp(prefix="losscast-bench-jobs-")
+    url = args.database_url or f"sqlite:///{folder}/jobs.db"
+    store = Store(url)
+    store.drop_schema()
+    store.create_schema()
+    params = fit_law(LAW, [load_run("25M", name) for name in ("cosine_24000", "constant_24000")])
+    curve = dense_curve(params.params)
+    run = store.create_run(
+        NewRun(
+            name=curve.name,
+            metadata={"source": "bench.core.dense_curve"},
+            lr_source="lr_per_step",
+            schedule=None,
+            lr_per_step=curve.lr,
+            steps=curve.steps,
+            loss=curve.loss,
+            point_lr=None,
+            total_steps=int(curve.lr.size),
+        )
+    )
+    print(
+        f"dense run: {curve.steps.size} points, {curve.lr.size} steps; law {LAW.name}; "
+        f"{store.backend}"
+    )
+    env = {
+        **os.environ,
+        "LOSSCAST_JAX_CACHE_DIR": os.environ.get("LOSSCAST_JAX_CACHE_DIR", f"{folder}/jax"),
+        "LOSSCAST_JOB_POLL": "0.1",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "losscast_cli", "worker", "--database-url", url]
+    workers = [
+        subprocess.Popen([*command, "--name", f"bench-{i}"], env=env) for i in range(args.workers)
+    ]
+    try:
+        warm = _wait(store, _submit(store, run.id, args.workers))
+        print(f"warm-up ({args.workers} jobs, compiling): {warm:.1f} s")
+        one = _wait(store, _submit(store, run.id, 1))
+        print(f"1 job alone: {one:.1f} s")
+        together_ids = _submit(store, run.id, args.workers)
+        together = _wait(store, together_ids)
+        runners = {store.get_job(job_id).worker for job_id in together_ids}
+        print(
+            f"{args.workers} jobs together: {together:.1f} s on {len(runners)} workers = "
+            f"{together / one:.2f}x one (target < 1.3x); load average {os.getloadavg()[0]:.1f} "
+            f"on {os.cpu_count()} CPUs"
+        )
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(60)
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
