@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,10 @@ from losscast_cli.plot import add_plot_command
 EXIT_OK = 0
 EXIT_ABOVE_LIMIT = 1
 EXIT_ERROR = 2
+
+# Defaults left to the service (and fitting/), not restated here: omitted options are not sent.
+NUM_POINTS_HELP = "points of each predicted curve (default: the service's)"
+LEVEL_HELP = "band level in (0, 1), or 'none' for no band (default: the service's)"
 
 PLAN_KINDS = {
     "compare": "compare",
@@ -214,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a schedule: JSON, a JSON file, or type:key=value,... (repeatable)",
     )
     predict.add_argument("--name", action="append", default=[], help="a name per --schedule")
-    predict.add_argument("--num-points", type=int, default=300)
+    predict.add_argument("--num-points", type=int, help=NUM_POINTS_HELP)
     predict.set_defaults(handler=_predict)
 
     forecast = commands.add_parser(
@@ -236,8 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="complete runs of the same model, data and optimiser (with --schedules)",
     )
-    forecast.add_argument("--level", default="0.9", help="band level in (0, 1) (default 0.9)")
-    forecast.add_argument("--num-points", type=int, default=300)
+    forecast.add_argument("--level", type=_level, help=LEVEL_HELP)
+    forecast.add_argument("--num-points", type=int, help=NUM_POINTS_HELP)
     forecast.set_defaults(handler=_forecast)
 
     plan = commands.add_parser(
@@ -259,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare = kinds.add_parser("compare", parents=parents, help="rank candidate schedules")
     compare.add_argument("--schedule", action="append", required=True, metavar="SPEC")
     compare.add_argument("--name", action="append", default=[], help="a name per --schedule")
-    compare.add_argument("--num-points", type=int, default=300)
+    compare.add_argument("--num-points", type=int, help=NUM_POINTS_HELP)
 
     cooldown = kinds.add_parser(
         "cooldown", parents=parents, help="best WSD cooldown fraction and shape at a fixed length"
@@ -300,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     amount.add_argument("--total-steps", type=int)
     amount.add_argument("--tokens", type=float)
     amount.add_argument("--flops", type=float)
-    budget.add_argument("--num-points", type=int, default=300)
+    budget.add_argument("--num-points", type=int, help=NUM_POINTS_HELP)
 
     optimise = kinds.add_parser(
         "optimise",
@@ -640,6 +645,19 @@ def _predict(args) -> int:
     return EXIT_OK
 
 
+def _level(text: str) -> float | str:
+    """``--level``: a number in (0, 1), or ``none``."""
+    if text.strip().lower() == "none":
+        return "none"
+    try:
+        level = float(text)
+    except ValueError:
+        level = float("nan")
+    if not 0 < level < 1:
+        raise argparse.ArgumentTypeError(f"a number in (0, 1) or 'none', got {text!r}")
+    return level
+
+
 def _forecast(args) -> int:
     from losscast_cli.render import render_forecast
 
@@ -647,7 +665,6 @@ def _forecast(args) -> int:
     if args.history and args.schedule:
         raise UsageError("with --history, give every file's schedule with --schedules")
     options = {**_fit_options(args), "law": args.law or "auto"}
-    level = None if args.level is None else float(args.level)
     service = _service(args)
     if service is not None:
         group = f"cli-{os.getpid()}-{bodies[0]['name']}" if args.history else None
@@ -655,14 +672,19 @@ def _forecast(args) -> int:
         fit = service.post(
             "/v1/fits", {"run_ids": [run_ids[0]], "with_group": bool(group), **options}
         )
-        query = f"fit_id={fit['id']}&num_points={args.num_points}&level={args.level or 'none'}"
-        out = service.get(f"/v1/runs/{run_ids[0]}/forecast?{query}")
+        query = {"fit_id": fit["id"], "num_points": args.num_points, "level": args.level}
+        given = {name: value for name, value in query.items() if value is not None}
+        out = service.get(f"/v1/runs/{run_ids[0]}/forecast?{urllib.parse.urlencode(given)}")
     else:
         from app.services.predictions import forecast_out
+        from fitting.intervals import DEFAULT_LEVEL
+        from fitting.predict import DEFAULT_NUM_POINTS
 
         records = _local_records(bodies)
         fit = _local_fit(records, options)
-        out = json_safe_out(forecast_out(records[0], fit, args.num_points, level))
+        num_points = DEFAULT_NUM_POINTS if args.num_points is None else args.num_points
+        level = {None: DEFAULT_LEVEL, "none": None}.get(args.level, args.level)
+        out = json_safe_out(forecast_out(records[0], fit, num_points, level))
     _emit(out, args, render_forecast)
     return EXIT_OK
 
@@ -684,7 +706,8 @@ def _plan_body(args) -> dict[str, Any]:
             {"name": args.name[j] if args.name else None, "schedule": _schedule_text(text)}
             for j, text in enumerate(args.schedule)
         ]
-        body["num_points"] = args.num_points
+        if args.num_points is not None:
+            body["num_points"] = args.num_points
         return body
     body["schedule"] = _schedule_text(args.schedule)
     if kind == "cooldown":
@@ -703,7 +726,8 @@ def _plan_body(args) -> dict[str, Any]:
         for name in ("total_steps", "tokens", "flops"):
             if getattr(args, name) is not None:
                 body[name] = getattr(args, name)
-        body["num_points"] = args.num_points
+        if args.num_points is not None:
+            body["num_points"] = args.num_points
     elif kind == "optimise":
         for name in ("num_knots", "max_iterations"):
             if getattr(args, name) is not None:

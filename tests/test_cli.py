@@ -129,6 +129,7 @@ def test_installed_losscast_plan_exits_1_above_max_final_loss_and_0_below(fit_fi
         ),
         (["plan", "steps", "--schedule", "{not json", "--target-loss", "2"], "not valid JSON"),
         (["plan", "optimise", "--schedule", "{}"], "exactly one of --fit"),
+        (["forecast", "job.csv", "--level", "1.5"], "a number in (0, 1) or 'none', got '1.5'"),
     ],
 )
 def test_installed_losscast_reports_usage_errors_with_exit_2_and_no_traceback(
