@@ -232,6 +232,30 @@ def test_run_page_draws_logged_forecast_and_band_and_redraws_on_new_points(
     assert f"{expected:.5g}" in final and "at step 23999" in final
     page.page.screenshot(path=artifacts / "run.png")
 
+    # Zoom to the last 20% of the steps: the loss range follows the data in view, and the
+    # learning rate and residual charts follow the step range.
+    before = json.loads(page.page.get_attribute("#run-chart", "data-view"))
+    page.page.click("#run-chart button:text('tail 20%')")
+    page.page.wait_for_function(
+        f"JSON.parse(document.querySelector('#run-chart').dataset.view)[0] > {before[0]}"
+    )
+    after = json.loads(page.page.get_attribute("#run-chart", "data-view"))
+    assert after[0] == pytest.approx(23999 - 0.2 * (23999 - before[0])) and after[1] == 23999
+    assert after[3] - after[2] < 0.2 * (before[3] - before[2])  # the tail's loss range
+    assert json.loads(page.page.get_attribute("#lr-chart", "data-view"))[:2] == after[:2]
+    # A drag on the chart zooms the same way (the README's screenshot).
+    page.page.click("#run-chart button:text('reset zoom')")
+    box = page.page.locator("#run-chart .u-over").bounding_box()
+    middle = box["y"] + box["height"] / 2
+    page.page.mouse.move(box["x"] + 0.35 * box["width"], middle)
+    page.page.mouse.down()
+    page.page.mouse.move(box["x"] + box["width"] - 1, middle, steps=5)
+    page.page.mouse.up()
+    dragged = json.loads(page.page.get_attribute("#run-chart", "data-view"))
+    assert before[0] < dragged[0] < after[0] and dragged[3] - dragged[2] < before[3] - before[2]
+    page.page.screenshot(path=artifacts / "run-zoomed.png")
+    page.page.click("#run-chart button:text('reset zoom')")
+
     columns = _columns("cosine_24000")
     more = {"step": columns["step"][JOB_POINTS:140], "loss": columns["loss"][JOB_POINTS:140]}
     appended = service["http"].post(f"/v1/runs/{job}/points", json=more)

@@ -163,14 +163,14 @@ export function chart(container, curves, options = {}) {
       const sparse = curve.x.length <= 400;
       series.push({
         label: isBand ? `${curve.label}${suffix}` : curve.label,
-        stroke: isBand ? alpha(color, 0.35) : color,
+        stroke: isBand ? alpha(color, 0.5) : color,
         width: isBand ? 1 : curve.width || (curve.measured ? 1.25 : 2),
         dash: curve.dash,
         spanGaps: true,
         points: { show: !isBand && curve.measured && sparse && curve.markers !== false, size: 4, fill: color },
         value: (u, v) => fmt(v),
       });
-      if (suffix === " upper") bands.push({ series: [k + 1, k + 2], fill: alpha(color, 0.15) });
+      if (suffix === " upper") bands.push({ series: [k + 1, k + 2], fill: alpha(color, 0.22) });
     });
     const [lo, hi] = extent();
     const width = Math.max(320, holder.clientWidth || container.clientWidth || 800);
@@ -182,7 +182,13 @@ export function chart(container, curves, options = {}) {
       legend: { live: true },
       cursor: { drag: { x: true, y: false }, sync: options.syncKey ? { key: options.syncKey } : undefined },
       scales: {
-        x: { time: false, distr: state.logX ? 3 : 1, range: () => [lo, hi] },
+        // uPlot ranges x with this at rest (min, max: the data's ends) and on every zoom (the
+        // zoom's ends): at rest, the shared extent, so that charts of one page align.
+        x: {
+          time: false,
+          distr: state.logX ? 3 : 1,
+          range: (u, min, max) => (min === columns[0][0] && max === columns[0].at(-1) ? [lo, hi] : [min, max]),
+        },
         y: { distr: state.logY ? 3 : 1, range: yRange(state.logY) },
       },
       axes: [
@@ -190,6 +196,7 @@ export function chart(container, curves, options = {}) {
         {
           label: options.yLabel || "loss",
           size: 64,
+          space: (options.height || 320) < 200 ? 18 : 30,
           values: (u, splits) => splits.map((v) => fmt(v, 4)),
           splits: state.logY ? (u, i, min, max) => niceLogSplits(min, max) : undefined,
         },
@@ -197,6 +204,9 @@ export function chart(container, curves, options = {}) {
       hooks: {
         setScale: [
           (u, key) => {
+            // What is in view, for people reading the DOM (and the tests): x and y ranges.
+            const { x, y } = u.scales;
+            container.dataset.view = JSON.stringify([x.min, x.max, y.min, y.max]);
             if (key !== "x" || !group || group.syncing) return;
             group.syncing = true;
             for (const other of group) {
