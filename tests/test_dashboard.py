@@ -382,3 +382,40 @@ def test_run_page_of_a_24k_step_run_is_drawn_within_a_second(page, service, arti
     print(f"run page of {steps.size} points drawn after {timings} ms")
     assert min(timings) < 1000, timings
     page.assert_clean()
+
+
+def test_a_service_with_api_keys_asks_the_page_for_one(browser, tmp_path, jax_cache_dir):
+    """With keys, the page's reads are 401s shown as messages until the user gives a key in
+    the header; the key is kept across reloads and sent as a Bearer token."""
+    from app.auth import create_key
+    from app.storage import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'bench.db'}")  # start_server's database file
+    store.create_schema()
+    _, token = create_key(store, "dashboard test", ["write"])
+    store.close()
+    port = free_port()
+    environment = {"LOSSCAST_WARMUP": "0", "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir)}
+    with (tmp_path / "server.log").open("w") as log:
+        server, _ = start_server(tmp_path, port, log, environment)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        run = httpx.post(f"{base}/v1/runs", json=_run_body("wsdcon_9"), headers=headers)
+        assert run.status_code == 201, run.text
+        context = browser.new_context()
+        page = Watched(context.new_page(), base)
+        page.open("runs", ".error")
+        message = page.page.text_content(".error")
+        assert "401" in message and "API key" in message
+        page.page.fill("#key-form input", token)
+        page.page.press("#key-form input", "Enter")
+        page.page.wait_for_selector("tr[data-run-id] canvas.spark")
+        page.page.reload()
+        page.page.wait_for_selector("tr[data-run-id] canvas.spark")
+        assert page.page.locator("tr[data-run-id]").count() == 1
+        page.assert_clean(http_errors=True)
+        context.close()
+    finally:
+        server.terminate()
+        server.wait(30)
