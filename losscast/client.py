@@ -134,7 +134,9 @@ def _refuses(response: httpx.Response, field_name: str) -> bool:
 
 class Client:
     """The losscast service at ``url`` (``http://host:8000``), with an API key if it needs one
-    (sent as ``Authorization: Bearer <key>``; default ``$LOSSCAST_API_KEY``)."""
+    (sent as ``Authorization: Bearer <key>``; default ``$LOSSCAST_API_KEY``). ``timeout`` bounds
+    each of a run's appends (a slow one is retried), ``read_timeout`` the read calls (a fit that
+    compiles its kernels takes minutes)."""
 
     def __init__(
         self,
@@ -142,6 +144,7 @@ class Client:
         api_key: str | None = None,
         *,
         timeout: float = 10.0,
+        read_timeout: float = 600.0,
         transport: httpx.BaseTransport | None = None,
     ):
         self.url = url.rstrip("/")
@@ -149,7 +152,7 @@ class Client:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._options = {"base_url": self.url, "headers": headers, "timeout": timeout}
         self._transport = transport
-        self._http = self.http()
+        self._http = httpx.Client(transport=transport, **{**self._options, "timeout": read_timeout})
 
     def http(self) -> httpx.Client:
         """A new HTTP connection pool to the service (each run's sender has its own)."""

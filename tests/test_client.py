@@ -265,6 +265,15 @@ def test_hf_trainer_callback_posts_the_trainers_logs_with_its_schedule(service, 
     evaluation = httpx.get(f"{service.url}/v1/runs/{ids['tiny-regression/eval_loss']}").json()
     assert evaluation["points"]["step"] == [r["step"] - 1 for r in evaluated]
     assert evaluation["points"]["loss"] == [r["eval_loss"] for r in evaluated]
+    # the same Trainer's trainer_state.json, imported, gives the same points
+    from app.io import import_logs
+
+    trainer.state.save_to_json(str(tmp_path / "trainer_state.json"))
+    _, (imported, imported_eval) = import_logs(tmp_path / "trainer_state.json")
+    assert imported.steps.tolist() == train["points"]["step"]
+    assert imported.loss.tolist() == train["points"]["loss"]
+    assert imported.point_lr.tolist() == train["points"]["lr"]
+    assert imported_eval.loss.tolist() == evaluation["points"]["loss"]
 
 
 def test_lightning_callback_posts_each_steps_loss_and_lr_and_the_validation_loss(service, tmp_path):

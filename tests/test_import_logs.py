@@ -361,39 +361,76 @@ def test_a_sqlite_file_that_is_not_an_mlflow_store_is_a_422(api, tmp_path):
 # W&B and plain tables
 
 
-def test_wandb_history_dump_as_json_lines_and_csv(api, tmp_path):
-    """A ``run.scan_history()`` dump: one record per row, W&B's keys (``_step``, ``train/loss``),
-    keys missing from rows that do not log them; and the same rows as a CSV."""
+def _wandb_history():
+    """A W&B history as ``run.history()`` returns it: a pandas DataFrame, one row per
+    ``wandb.log`` call, W&B's keys (``_step``, ``_runtime``, ``train/loss``), NaN where a row
+    does not log a key."""
+    pandas = pytest.importorskip("pandas", reason="pandas (what run.history() returns) missing")
     records = []
     eval_at = dict(zip(EVAL_STEPS.tolist(), EVAL_LOSS.tolist(), strict=True))
     for step, loss, lr in zip(STEPS.tolist(), LOSS.tolist(), LR.tolist(), strict=True):
         records.append({"_step": step, "_runtime": step / 10, "train/loss": loss,
                         "train/learning_rate": lr})  # fmt: skip
         if step in eval_at:
-            records.append({"_step": step, "eval/loss": eval_at[step]})
-    lines = tmp_path / "history.jsonl"
-    lines.write_text("".join(json.dumps(record) + "\n" for record in records))
-    response = _upload(api, [lines], name="wb")
-    assert response.status_code == 201, response.text
-    runs = _by_name(response.json())
-    assert response.json()["format"] == "wandb"
-    assert _stored(api, runs["wb"]["id"])["loss"] == LOSS.tolist()
-    assert _stored(api, runs["wb"]["id"])["lr"] == LR.tolist()
-    assert _stored(api, runs["wb/eval/loss"]["id"])["loss"] == EVAL_LOSS.tolist()
+            records.append({"_step": step, "_runtime": step / 10, "eval/loss": eval_at[step]})
+    return pandas.DataFrame.from_records(records)
 
-    import csv
 
-    keys = ["_step", "_runtime", "train/loss", "train/learning_rate", "eval/loss"]
-    table = tmp_path / "history.csv"
-    with open(table, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(records)
-    response = _upload(api, [table], name="wbcsv")
+@pytest.mark.parametrize("dump", ["to_csv", "to_json", "to_parquet"])
+def test_wandb_history_dumps_written_by_pandas(api, tmp_path, dump):
+    history = _wandb_history()
+    if dump == "to_csv":
+        path = tmp_path / "history.csv"
+        history.to_csv(path)  # with pandas' unnamed index column first
+    elif dump == "to_json":
+        path = tmp_path / "history.jsonl"
+        history.to_json(path, orient="records", lines=True)  # NaN written as null
+    else:
+        pytest.importorskip("pyarrow", reason="pyarrow (parquet) is not installed")
+        path = tmp_path / "history.parquet"
+        history.to_parquet(path)
+    response = _upload(api, [path], name="wb")
     assert response.status_code == 201, response.text
     assert response.json()["format"] == "wandb"
     runs = _by_name(response.json())
-    assert _stored(api, runs["wbcsv"]["id"])["loss"] == LOSS.tolist()
+    assert set(runs) == {"wb", "wb/eval/loss"}
+    train = _stored(api, runs["wb"]["id"])
+    assert train["step"] == STEPS.tolist()
+    lr = LR
+    if dump == "to_json":  # pandas writes 10 decimals by default: what was written is that
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        lr = [r["train/learning_rate"] for r in records if r["train/learning_rate"] is not None]
+    np.testing.assert_allclose(train["loss"], LOSS, rtol=1e-15)
+    np.testing.assert_allclose(train["lr"], lr, rtol=1e-15)
+    evaluation = _stored(api, runs["wb/eval/loss"]["id"])
+    assert evaluation["step"] == EVAL_STEPS.tolist()
+    np.testing.assert_allclose(evaluation["loss"], EVAL_LOSS, rtol=1e-15)
+
+
+def test_a_json_lines_dump_cut_off_mid_line_is_read_up_to_the_cut(api, tmp_path):
+    path = tmp_path / "history.jsonl"
+    _wandb_history().to_json(path, orient="records", lines=True)
+    text = path.read_text()
+    lines = text.splitlines()
+    path.write_text(text[: len(text) - len(lines[-1]) // 2 - 1])  # the writer died mid-record
+    response = _upload(api, [path], name="cut", eval_loss="none")
+    assert response.status_code == 201, response.text
+    (note,) = response.json()["notes"]
+    assert f"partly read: {len(lines) - 1} of {len(lines)} records" in note
+    assert f"line {len(lines)} is cut off" in note
+    (run,) = response.json()["runs"]
+    assert run["num_points"] == STEPS.size - 1
+
+
+def test_a_broken_line_in_the_middle_of_json_lines_is_a_422_naming_it(api, tmp_path):
+    path = tmp_path / "history.jsonl"
+    _wandb_history().to_json(path, orient="records", lines=True)
+    lines = path.read_text().splitlines()
+    lines[9] = lines[9][:20]
+    path.write_text("\n".join(lines) + "\n")
+    response = _upload(api, [path])
+    assert response.status_code == 422
+    assert "history.jsonl: line 10: not a JSON object" in response.json()["detail"][0]["msg"]
 
 
 def test_wandb_panel_csv_export(api, tmp_path):
@@ -435,6 +472,24 @@ def test_tsv_with_a_column_mapping_and_bad_cells_named_by_line(api, tmp_path):
     response = _upload(api, [table], columns=mapping, format="table")
     assert response.status_code == 422
     assert "log.tsv: line 5: train_nll='n/a' is not a number" in response.json()["detail"][0]["msg"]
+
+
+def test_a_lightning_log_cut_off_mid_row_is_read_up_to_the_cut(api, tmp_path):
+    loggers = pytest.importorskip("lightning.pytorch.loggers", reason="lightning not installed")
+    logger = loggers.CSVLogger(str(tmp_path / "logs"), name="cut")
+    for step, loss, lr in zip(STEPS.tolist(), LOSS.tolist(), LR.tolist(), strict=True):
+        logger.log_metrics({"train_loss": loss, "lr-AdamW": lr}, step=step)
+    logger.finalize("success")
+    (metrics,) = (tmp_path / "logs").rglob("metrics.csv")
+    text = metrics.read_text()
+    metrics.write_text(text[: text.rstrip().rindex(",")])  # the process died mid-row
+    response = _upload(api, [metrics])
+    assert response.status_code == 201, response.text
+    (note,) = response.json()["notes"]
+    assert f"partly read: {STEPS.size - 1} of {STEPS.size} rows; line {STEPS.size + 1}" in note
+    (run,) = response.json()["runs"]
+    points = _stored(api, run["id"])
+    assert points["step"] == STEPS[:-1].tolist()
 
 
 def test_a_log_without_a_learning_rate_or_schedule_says_what_to_give(api, tmp_path):

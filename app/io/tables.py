@@ -41,8 +41,10 @@ def _text(path: Path) -> str:
         raise InputError(f"{path}: cannot read it: {error.strerror}", "file") from error
 
 
-def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and ``(line number, cells)`` of each non-blank row of a CSV or TSV."""
+def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]], list[str]]:
+    """The header, ``(line number, cells)`` of each non-blank row of a CSV or TSV, and notes:
+    a last row with fewer cells than the header (a writer that died mid-line) is left out and
+    said so; such a row anywhere else is an error (:func:`_series_of_rows`)."""
     text = _text(path)
     sample = text[:65536]
     try:
@@ -67,7 +69,14 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     if len(set(header)) != len(header):
         dup = next(name for name in header if header.count(name) > 1)
         raise InputError(f"{path}: the header names column {dup!r} twice", "file")
-    return header, rows
+    notes = []
+    if len(rows) > 1 and len(rows[-1][1]) < len(header):
+        line, cells = rows.pop()
+        notes.append(
+            f"{path}: partly read: {len(rows)} of {len(rows) + 1} rows; line {line} is cut off "
+            f"({len(cells)} of {len(header)} cells)"
+        )
+    return header, rows, notes
 
 
 def _number(cell: str, path: Path, line: int, column: str) -> float | None:
@@ -141,11 +150,11 @@ def _series_of_rows(
 def read_table(path: Path, step: str | None = None) -> list[LoggedRun]:
     """A CSV/TSV: one run, one series per column but the step's."""
     path = Path(path)
-    header, rows = _rows(path)
+    header, rows, notes = _rows(path)
     step_column = _step_column(header, step, path)
     skip = {name for name in header if normalised_name(name) in BOOKKEEPING}
     series = _series_of_rows(header, rows, step_column, path, skip)
-    return [LoggedRun(name=path.stem, origin=str(path), series=series)]
+    return [LoggedRun(name=path.stem, origin=str(path), series=series, notes=notes)]
 
 
 def read_lightning(path: Path, step: str | None = None) -> list[LoggedRun]:
@@ -191,12 +200,21 @@ def _records_series(records, path: Path, step: str | None) -> dict[str, Series]:
 
 def _json_lines(path: Path, step: str | None) -> list[LoggedRun]:
     records = []
-    for number, line in enumerate(_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    numbered = [
+        (n, line) for n, line in enumerate(_text(path).splitlines(), start=1) if line.strip()
+    ]
+    notes = []
+    for position, (number, line) in enumerate(numbered):
         try:
             records.append((f"line {number}", json.loads(line)))
         except json.JSONDecodeError as error:
+            if position == len(numbered) - 1 and records:
+                # The last record cut off (a writer that died mid-line): the rest is read.
+                notes.append(
+                    f"{path}: partly read: {len(records)} of {len(numbered)} records; line "
+                    f"{number} is cut off ({error.msg})"
+                )
+                break
             raise InputError(
                 f"{path}: line {number}: not a JSON object ({error.msg}, column {error.colno}); "
                 f"{len(records)} records before it read",
@@ -204,7 +222,7 @@ def _json_lines(path: Path, step: str | None) -> list[LoggedRun]:
             ) from error
     if not records:
         raise InputError(f"{path}: no records", "file")
-    return [LoggedRun(path.stem, str(path), _records_series(records, path, step))]
+    return [LoggedRun(path.stem, str(path), _records_series(records, path, step), notes=notes)]
 
 
 def _parquet(path: Path, step: str | None) -> list[LoggedRun]:
@@ -256,9 +274,13 @@ def read_wandb(path: Path, step: str | None = None) -> list[LoggedRun]:
         return _json_lines(path, step)
     if suffix == ".parquet":
         return _parquet(path, step)
-    header, rows = _rows(path)
+    header, rows, notes = _rows(path)
     if step is None and "Step" in header and any(_PANEL_SEPARATOR in c for c in header):
-        return _panel(path, header, rows)
+        runs = _panel(path, header, rows)
+        for run in runs:
+            run.notes.extend(notes)
+        return runs
     step_column = _step_column(header, step or "_step", path)
     skip = {name for name in header if normalised_name(name) in BOOKKEEPING}
-    return [LoggedRun(path.stem, str(path), _series_of_rows(header, rows, step_column, path, skip))]
+    series = _series_of_rows(header, rows, step_column, path, skip)
+    return [LoggedRun(path.stem, str(path), series, notes=notes)]
