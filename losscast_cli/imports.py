@@ -176,7 +176,7 @@ def run_import(args) -> int:
             else:
                 results.append(_locally(path_text, args))
         except ValueError as error:  # app.errors.InputError: names the file and what is wrong
-            raise cli.UsageError(str(error)) from None
+            raise cli.UsageError(getattr(error, "message", str(error))) from None
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=2, default=str))
         return cli.EXIT_OK

@@ -176,6 +176,23 @@ def test_a_service_that_never_comes_back_costs_the_loop_nothing(tmp_path):
     assert "ConnectError" in stats["last_error"]
 
 
+def test_points_still_queued_at_interpreter_exit_are_sent(service):
+    """A script that logs and exits without close(): the atexit hook flushes."""
+    import subprocess
+    import sys
+
+    script = (
+        "from losscast.client import Client\n"
+        f"run = Client({service.url!r}).run('at-exit', reopen=False,\n"
+        "                                   flush_interval=60, batch_size=10**6)\n"
+        "for step in range(1000):\n"
+        "    run.log(step, 3.0 - step * 1e-4, lr=1e-3)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+    (found,) = httpx.get(f"{service.url}/v1/runs", params={"name": "at-exit"}).json()["items"]
+    assert found["num_points"] == 1000 and found["last_step"] == 999
+
+
 def test_rank_other_than_zero_logs_nothing(service, monkeypatch):
     monkeypatch.setenv("RANK", "3")
     assert process_rank() == 3
