@@ -6,10 +6,11 @@ executable stays loaded with hundreds of memory mappings of its own: a fresh ser
 starts ONE real ``uvicorn app.main:app`` on 127.0.0.1 (a free port, a throw-away SQLite
 database, no warm-up, no persistent JAX cache) and, over HTTP only:
 
-- posts runs of ``--fits`` distinct lengths, log-spaced from 100 to 200,000 steps, in two
-  passes of increasing length (every other length, then the ones between), so that the second
-  pass meets again every size and shape the first did: what still grows then is held, not the
-  working set of a larger run. The runs are alternately sparse (a point
+- posts runs of ``--lengths`` distinct lengths, log-spaced from 100 to 200,000 steps, in
+  ``--passes`` identical passes of increasing length (the same runs, shapes and laws each time,
+  fresh noise): a bounded process fills its caches during the first passes and then stays level,
+  so what the last pass holds beyond the one before it is a leak, not a working set that has
+  not yet filled (see the verdict below). The runs are alternately sparse (a point
   every ~100 steps, at least 20) and dense (every step, at most :data:`DENSE_MAX_POINTS` points,
   evenly spaced beyond), on cosine, WSD and constant schedule specs in rotation;
 - fits each (``POST /v1/fits``, one run, with its cross-validation and prediction intervals)
@@ -27,12 +28,14 @@ points (dense ones past 2,048 steps). Every length bucket still sees ``multi_pow
 The losses are ``lr_annealing``'s with known parameters (:data:`TRUE_PARAMS`) and 0.2%
 multiplicative noise: this tests what the process holds, not the accuracy of the fits.
 
-It fails (exit status 1) when, at the end, the mappings or the RSS are still growing (the
-last third of the samples rises above the highest value before it by more than
-:data:`LEVEL_FRACTION` of that value), when the mappings pass half of ``vm.max_map_count``, or
-when a request failed. It
-stops at ``--max-seconds`` (default 1,800) and judges what it measured by then. Run: ``make
-soak`` or ``python -m bench.soak [--fits 200] [--json out.json]``.
+It fails (exit status 1) when the mappings or the RSS still grow from pass to pass (the last
+pass's peak tops the previous pass's peak by more than :data:`LEVEL_FRACTION` of it), when the
+mappings pass half of ``vm.max_map_count``, or when a request failed. Why passes, not a trend
+over one long sequence: each kernel keeps up to 8 compiled shapes (:mod:`fitting.compiled`), and
+a sequence of ever new lengths fills those tables over its first hundred-odd fits, so a rise
+over it is expected; a rise between two identical passes is not. It stops at ``--max-seconds``
+(default 3,600) and judges what it measured by then. Run: ``make soak`` or ``python -m
+bench.soak [--lengths 60 --passes 3] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ DENSE_MAX_POINTS = 8192
 LAW_ROTATION = ("lr_annealing", "multi_power", "auto")
 SLOW_LAW_MAX_STEPS = 50_000  # auto is fitted as lr_annealing on longer runs
 SLOW_LAW_MAX_POINTS = 2048  # multi_power and auto are fitted as lr_annealing on denser runs
-SAMPLE_EVERY = 20
-LEVEL_FRACTION = 0.05  # "levelled off": the last third of the samples tops the rest by less
+SAMPLE_EVERY = 10
+LEVEL_FRACTION = 0.05  # "levelled off": the last pass's peak tops the one before by less
 MAP_COUNT_SHARE = 0.5  # fail past this share of vm.max_map_count
 TRUE_PARAMS = {"L0": 2.5, "A": 0.6, "alpha": 0.45, "C": 1.0, "decay": 0.998}
 NOISE = 0.002
@@ -69,16 +72,15 @@ REQUEST_TIMEOUT_S = 900.0
 
 
 def lengths(count: int) -> list[int]:
-    """``count`` distinct run lengths, log-spaced from SHORTEST to LONGEST steps, in two
-    increasing passes (even positions, then odd ones).
+    """``count`` distinct run lengths, log-spaced from SHORTEST to LONGEST steps, increasing.
 
     >>> lengths(6)
-    [100, 2091, 43734, 457, 9564, 200000]
+    [100, 457, 2091, 9564, 43734, 200000]
     """
     values = np.unique(np.round(np.geomspace(SHORTEST, LONGEST, count)).astype(int))
     if values.size != count:
         raise ValueError(f"cannot make {count} distinct lengths in [{SHORTEST}, {LONGEST}]")
-    return [*values[0::2].tolist(), *values[1::2].tolist()]
+    return values.tolist()
 
 
 def schedule_spec(index: int, total: int) -> dict:
@@ -157,21 +159,25 @@ def max_map_count() -> int:
         return 65_530
 
 
-def still_growing(values: list[float], fraction: float = LEVEL_FRACTION) -> bool:
-    """Whether ``values`` still grow at the end: the highest of the last third of the samples (at
-    least one) tops the highest before it by more than ``fraction`` of that.
+def still_growing(values: list[float], passes: list[int], fraction: float = LEVEL_FRACTION) -> bool:
+    """Whether ``values`` (samples taken in pass ``passes[i]``) still grow from pass to pass: the
+    last pass's highest sample tops the previous pass's by more than ``fraction`` of it.
 
-    >>> still_growing([10, 50, 100, 90, 102, 98]), still_growing([10, 50, 100, 200, 300, 400])
-    (False, True)
+    >>> still_growing([10, 50, 100, 90, 102, 98], [0, 0, 1, 1, 2, 2])
+    False
+    >>> still_growing([10, 50, 100, 200, 300, 400], [0, 0, 1, 1, 2, 2])
+    True
     """
-    if len(values) < 3:
+    last = max(passes, default=0)
+    if last < 1:
         return False
-    cut = len(values) - max(1, len(values) // 3)
-    before = max(values[:cut])
-    return max(values[cut:]) - before > fraction * before
+    peak = {
+        p: max(v for v, q in zip(values, passes, strict=True) if q == p) for p in (last - 1, last)
+    }
+    return peak[last] - peak[last - 1] > fraction * peak[last - 1]
 
 
-def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
+def soak(count: int, passes: int, max_seconds: float, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     limit = max_map_count()
     samples, failures, fitted = [], [], []
@@ -192,10 +198,11 @@ def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
         try:
             with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as client:
 
-                def sample(done: int) -> None:
+                def sample(done: int, in_pass: int) -> None:
                     status = client.get("/v1/status").json()
                     row = {
                         "fits": done,
+                        "pass": in_pass,
                         "seconds": round(time.monotonic() - began, 1),
                         **process_sample(server.pid),
                         "compilations_total": status["compilations_total"],
@@ -205,21 +212,25 @@ def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
                     print(_row(row, limit), flush=True)
 
                 print(_header(), flush=True)
-                sample(0)
-                for index, total in enumerate(lengths(fits)):
+                sample(0, 0)
+                runs = lengths(count)
+                schedule = [(p, j, total) for p in range(passes) for j, total in enumerate(runs)]
+                for index, (in_pass, j, total) in enumerate(schedule):
                     if time.monotonic() - began > max_seconds:
                         failures.append(f"stopped at --max-seconds after {index} fits")
                         break
                     if server.poll() is not None:
                         failures.append(f"the server died ({server.returncode}) at fit {index}")
                         break
-                    body = synthetic_run(index, total, rng)
-                    law = law_for(index, total, len(body["points"]["step"]))
+                    body = synthetic_run(j, total, rng)  # the same run at j in every pass
+                    body["name"] = f"{body['name']}-pass{in_pass}"
+                    law = law_for(j, total, len(body["points"]["step"]))
                     t0 = time.monotonic()
                     outcome = _fit_and_forecast(client, body, law)
                     fitted.append(
                         {
                             "index": index,
+                            "pass": in_pass,
                             "total_steps": total,
                             "points": len(body["points"]["step"]),
                             "law": law,
@@ -229,10 +240,10 @@ def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
                     )
                     if outcome.get("error"):
                         failures.append(f"fit {index} ({total} steps, {law}): {outcome['error']}")
-                    if (index + 1) % SAMPLE_EVERY == 0 or index + 1 == fits:
-                        sample(index + 1)
+                    if (j + 1) % SAMPLE_EVERY == 0 or j + 1 == len(runs):
+                        sample(index + 1, in_pass)
                 if fitted and samples[-1]["fits"] != len(fitted) and server.poll() is None:
-                    sample(len(fitted))
+                    sample(len(fitted), fitted[-1]["pass"])
         except httpx.HTTPError as error:
             failures.append(f"HTTP error: {error!r} (server returncode {server.poll()})")
         finally:
@@ -245,9 +256,13 @@ def soak(fits: int, max_seconds: float, seed: int = 0) -> dict:
             log_tail = (Path(directory) / "server.log").read_text()[-2000:]
     if not alive:
         failures.append("the server was not alive at the end")
-    verdict = judge(samples, limit)
+    # A pass cut short by --max-seconds lacks its longest runs: judged on whole passes only.
+    whole = len(fitted) // count
+    verdict = judge([s for s in samples if s["pass"] < whole], limit)
     return {
-        "fits_requested": fits,
+        "lengths": count,
+        "passes": passes,
+        "fits_requested": count * passes,
         "fits_done": len(fitted),
         "max_map_count": limit,
         "samples": samples,
@@ -277,37 +292,55 @@ def _fit_and_forecast(client: httpx.Client, body: dict, law: str) -> dict:
 
 def judge(samples: list[dict], limit: int) -> dict:
     """Levelled off (:func:`still_growing` false for mappings and RSS) and under
-    MAP_COUNT_SHARE of ``limit``."""
+    MAP_COUNT_SHARE of ``limit``; with each pass's peaks, for the report."""
     mappings = [s["mappings"] for s in samples]
     rss = [s["rss_mib"] for s in samples]
+    passes = [s["pass"] for s in samples]
     checks = {
-        "enough_samples": len(samples) >= 3,  # a trend needs three
-        "mappings_levelled": not still_growing(mappings),
-        "rss_levelled": not still_growing(rss),
+        "two_passes": max(passes, default=0) >= 1,  # levelled needs a pass to compare with
+        "mappings_levelled": not still_growing(mappings, passes),
+        "rss_levelled": not still_growing(rss, passes),
         "mappings_under_limit": max(mappings, default=0) < MAP_COUNT_SHARE * limit,
     }
-    return {**checks, "passed": all(checks.values()), "peak_mappings": max(mappings, default=0)}
+    peaks = {
+        p: {
+            "mappings": max(m for m, q in zip(mappings, passes, strict=True) if q == p),
+            "rss_mib": round(max(r for r, q in zip(rss, passes, strict=True) if q == p)),
+        }
+        for p in sorted(set(passes))
+    }
+    return {
+        **checks,
+        "passed": all(checks.values()),
+        "peak_mappings": max(mappings, default=0),
+        "peaks_per_pass": peaks,
+    }
 
 
 def _header() -> str:
-    return f"{'fits':>5} {'seconds':>8} {'rss MiB':>8} {'maps':>7} {'% limit':>7} {'compiles':>8}"
+    return (
+        f"{'pass':>4} {'fits':>5} {'seconds':>8} {'rss MiB':>8} {'maps':>7} {'% limit':>7}"
+        f" {'compiles':>8}"
+    )
 
 
 def _row(row: dict, limit: int) -> str:
     return (
-        f"{row['fits']:>5} {row['seconds']:>8.0f} {row['rss_mib']:>8.0f} {row['mappings']:>7}"
-        f" {100 * row['mappings'] / limit:>6.1f}% {row['compilations_total']:>8}"
+        f"{row['pass']:>4} {row['fits']:>5} {row['seconds']:>8.0f} {row['rss_mib']:>8.0f}"
+        f" {row['mappings']:>7} {100 * row['mappings'] / limit:>6.1f}%"
+        f" {row['compilations_total']:>8}"
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--fits", type=int, default=200)
-    parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument("--lengths", type=int, default=60, help="distinct run lengths per pass")
+    parser.add_argument("--passes", type=int, default=3, help="identical passes over them")
+    parser.add_argument("--max-seconds", type=float, default=3600.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the samples and the verdict here")
     args = parser.parse_args(argv)
-    report = soak(args.fits, args.max_seconds, args.seed)
+    report = soak(args.lengths, args.passes, args.max_seconds, args.seed)
     if report["samples"]:
         print(f"\ncompilations per kernel at the end: {report['samples'][-1]['compilations']}")
     print(f"verdict: {report['verdict']}")
