@@ -321,6 +321,43 @@ def test_what_if_candidate_is_drawn_with_the_api_s_final_loss(page, service, art
     page.assert_clean(http_errors=True)
 
 
+def test_charts_download_csv_and_png_and_switch_to_log_axes_from_the_keyboard(
+    page, service, artifacts
+):
+    fit_id = service["fit"]["id"]
+    page.open(f"fits/{fit_id}", "#fit-chart [data-series]")
+    chart = "#fit-chart [data-series]"
+    series = _series(page, chart)
+    with page.page.expect_download() as csv_download:
+        page.page.click(f"{chart} button:text('CSV')")
+    table = Path(csv_download.value.path()).read_text().splitlines()
+    header = table[0].split(",")
+    assert header[0] == '"step"' and header[1:] == [f'"{label}"' for label in series]
+    rows = [row.split(",") for row in table[1:]]
+    for k, label in enumerate(series, start=1):  # every drawn point is in the file
+        assert sum(1 for row in rows if row[k] != "") == series[label]
+    with page.page.expect_download() as png_download:
+        page.page.click(f"{chart} button:text('PNG')")
+    png = Path(png_download.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    (artifacts / "fit-chart-download.png").write_bytes(png)
+    # The keyboard: Tab reaches the toolbar's buttons, Space and Enter press them.
+    assert page.page.get_attribute(chart, "data-axes") == "linear step, linear loss"
+    page.page.focus(f"{chart} button:text('log step')")
+    page.page.keyboard.press("Tab")  # to "log loss"
+    page.page.keyboard.press("Space")
+    page.page.wait_for_function(
+        f"document.querySelector('{chart}').dataset.axes == 'linear step, log loss'"
+    )
+    assert _series(page, chart) == series
+    page.page.keyboard.press("Tab")  # to "tail 20%"
+    page.page.keyboard.press("Enter")
+    page.page.wait_for_function(
+        f"JSON.parse(document.querySelector('{chart}').dataset.view)[0] > 19000"
+    )
+    page.assert_clean()
+
+
 def test_fit_page_shows_parameters_metrics_and_fitted_curves(page, service, artifacts):
     fit = service["fit"]
     page.open(f"fits/{fit['id']}", "#fit-chart [data-series]")
@@ -343,6 +380,37 @@ def test_plan_page_draws_the_cooldown_curve_per_shape(page, service, artifacts):
     assert series == {"linear cooldown": 4, "cosine cooldown": 4, "1-sqrt cooldown": 4}
     assert "kind=cooldown" in page.page.url
     page.page.screenshot(path=artifacts / "plan.png", full_page=True)
+    page.assert_clean()
+
+
+@pytest.mark.parametrize(
+    ("kind", "inputs", "expect"),
+    [
+        ("steps_to_target", {"target": "3.4"}, ["final loss", "target"]),
+        ("budget", {"steps": "36000"}, ["constant_36000", "constant_36000 upper"]),
+        ("optimise", {}, ["optimised rate (knots)"]),
+    ],
+)
+def test_plan_page_draws_steps_to_target_budget_and_optimised_schedule(
+    page, service, artifacts, kind, inputs, expect
+):
+    fit_id = service["fit"]["id"]
+    page.open(f"plan?fit={fit_id}", "form[aria-label=plan]")
+    page.page.select_option("select[name=kind]", kind)
+    for name, value in inputs.items():
+        page.page.fill(f"input[name={name}]", value)
+    page.page.click("form[aria-label=plan] button[type=submit]")
+    page.page.wait_for_selector("#plan-chart[data-series], #plan-result .error", timeout=120_000)
+    assert not page.page.locator("#plan-result .error").count(), page.page.text_content(
+        "#plan-result"
+    )
+    series = _series(page, "#plan-chart")
+    assert all(series.get(label, 0) > 0 for label in expect), series
+    planned = page.page.text_content("#plan-planned")
+    assert "predicted final loss" in planned
+    width = page.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1360, f"the page is {width} px wide"  # long specs fold, nothing overflows
+    page.page.screenshot(path=artifacts / f"plan-{kind}.png", full_page=True)
     page.assert_clean()
 
 

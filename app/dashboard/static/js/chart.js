@@ -220,6 +220,7 @@ export function chart(container, curves, options = {}) {
     if (state.plot) state.plot.destroy();
     state.plot = new uPlot(opts, columns, holder);
     state.columns = columns;
+    container.dataset.axes = `${state.logX ? "log" : "linear"} step, ${state.logY ? "log" : "linear"} ${options.yLabel || "loss"}`;
     container.dataset.series = JSON.stringify(
       series.slice(1).map((s, k) => ({ label: s.label, points: columns[k + 1].filter((v) => v !== null).length })),
     );

@@ -32,6 +32,13 @@ function request(kind, fitId, frame, params) {
   return body;
 }
 
+/** A schedule spec: in full when short, else folded (an optimised schedule has many knots). */
+function specCell(spec) {
+  const text = JSON.stringify(spec);
+  if (text.length <= 200) return h("code", { class: "spec" }, text);
+  return h("details", {}, h("summary", {}, `${spec.type} schedule (${text.length} characters of JSON)`), h("code", { class: "spec" }, text));
+}
+
 function planned(out) {
   const p = out.planned;
   const cost = p.cost || {};
@@ -47,7 +54,7 @@ function planned(out) {
         ["predicted final loss", fmt(p.final_loss)],
         ["tokens", fmt(cost.tokens)],
         ["FLOPs", fmt(cost.flops)],
-        ["schedule", h("code", {}, JSON.stringify(p.spec))],
+        ["schedule", specCell(p.spec)],
         ["computed in", `${fmt(out.seconds, 3)} s`],
       ].map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v))),
     ),
