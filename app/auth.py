@@ -5,8 +5,8 @@ key reads too). What a route needs is decided here, from its method and path tem
 route is covered without a line of its own:
 
 - public, always: ``/healthz`` (load balancers), the dashboard's page ``/`` and ``/static/``
-  (files with no data in them: the page reads the API, with the key its user gives), and the
-  OpenAPI page and document;
+  (files with no data in them: the page reads the API, with the key its user gives), the
+  OpenAPI page and document, and ``OPTIONS`` (it names the methods a path takes, nothing more);
 - ``read``: ``GET``/``HEAD``, and the ``POST``s that compute without storing anything
   (:data:`READ_POSTS`: predictions, plans);
 - ``write``: every other ``POST``/``PUT``/``PATCH`` (runs, points, fits, imports);
@@ -28,6 +28,7 @@ the ``Authorization`` header, never a query string, so no access log holds one.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import ipaddress
@@ -75,10 +76,11 @@ def required_scope(method: str, path: str) -> str | None:
     >>> required_scope("GET", "/healthz") is None
     True
     """
-    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
-        return None
     method = method.upper()
-    if method in ("GET", "HEAD", "OPTIONS"):
+    # OPTIONS answers only the path's Allow (app/errors.py), before any route runs.
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or method == "OPTIONS":
+        return None
+    if method in ("GET", "HEAD"):
         return "read"
     if method == "DELETE":
         return "admin"
@@ -181,3 +183,44 @@ def refuse_open_exposure(settings: Settings, store: Store) -> None:
         "write and delete; create one (losscast keys create --scope admin) or set "
         "LOSSCAST_ALLOW_ANONYMOUS=1 to serve without keys"
     )
+
+
+def install_openapi_security(app) -> None:
+    """Make ``app``'s OpenAPI document say what :func:`authorize` does, as it stands when the
+    document is asked for: public operations need nothing (``security: []``); the others need a
+    key once keys exist, and take one optionally (``[{}, HTTPBearer]``) while none does, or for
+    reads when ``LOSSCAST_PUBLIC_READS`` is on."""
+    build = app.openapi  # FastAPI's, which caches the document it generated
+
+    def openapi() -> dict:
+        document = copy.deepcopy(build())
+        enforced = _keys_configured(app)
+        public_reads = app.state.settings.public_reads
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                needed = required_scope(method, path)
+                if needed is None:
+                    operation["security"] = []
+                    for code in ("401", "403"):
+                        operation["responses"].pop(code, None)
+                elif not enforced or (needed == "read" and public_reads):
+                    operation["security"] = [{}, *operation.get("security", [])]
+        return document
+
+    app.openapi = openapi
+
+
+def _keys_configured(app) -> bool:
+    store = getattr(app.state, "store", None)
+    if store is not None:
+        return store.api_keys_configured()
+    # Not started (a tool reading the document in-process): look in the database it will use.
+    store = Store(app.state.settings.database_url)
+    try:
+        return store.api_keys_configured()
+    except Exception:  # no schema yet: no key
+        return False
+    finally:
+        store.close()

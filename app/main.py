@@ -17,8 +17,8 @@ import anyio
 from fastapi import FastAPI, Security
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__
-from app.auth import authorize, refuse_open_exposure
+from app import __version__, schemas
+from app.auth import authorize, install_openapi_security, refuse_open_exposure
 from app.deps import Compute
 from app.errors import (
     RequestID,
@@ -179,10 +179,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Security(authorize)],  # every route: the scope it needs (app/auth.py)
+        responses=schemas.error_responses(401, 403),
     )
     app.state.settings = settings or Settings.from_env()
     app.state.warmup_state = "warming_up"
     install_error_handlers(app)
+    install_openapi_security(app)
     routers = (
         health.router,
         runs.router,

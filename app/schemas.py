@@ -214,6 +214,8 @@ class ErrorOut(BaseModel):
 
 
 ERROR_DESCRIPTIONS = {
+    401: "no valid API key, and this request needs one (once keys exist; app/auth.py)",
+    403: "the API key lacks the scope this request needs",
     404: "no such resource",
     409: "the request contradicts what is stored",
     413: "the request body is over MAX_BODY_BYTES",

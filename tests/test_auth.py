@@ -183,14 +183,37 @@ def test_public_reads_let_anyone_read_but_not_write(tmp_path):
         assert client.post("/v1/runs", json=SMALL_RUN, headers=headers).status_code == 201
 
 
-def test_openapi_documents_the_bearer_scheme_on_the_operations(app):
-    document = app.openapi()
-    assert document["components"]["securitySchemes"]["HTTPBearer"] == {
-        "type": "http",
-        "scheme": "bearer",
-        "description": document["components"]["securitySchemes"]["HTTPBearer"]["description"],
-    }
-    assert document["paths"]["/v1/runs"]["post"]["security"] == [{"HTTPBearer": []}]
+def test_openapi_says_which_operations_need_a_key_as_it_stands(tmp_path):
+    app = create_app(_settings(tmp_path, public_reads=True))
+    with TestClient(app) as client:
+
+        def security():
+            paths = client.get("/openapi.json").json()["paths"]
+            return {
+                (method, path): paths[path][method].get("security")
+                for path, method in [
+                    ("/v1/runs", "post"),
+                    ("/v1/runs", "get"),
+                    ("/healthz", "get"),
+                ]
+            }
+
+        scheme = client.get("/openapi.json").json()["components"]["securitySchemes"]
+        assert scheme["HTTPBearer"]["type"] == "http" and scheme["HTTPBearer"]["scheme"] == "bearer"
+        bearer, optional = [{"HTTPBearer": []}], [{}, {"HTTPBearer": []}]
+        assert security() == {  # no key yet: a key is optional everywhere
+            ("post", "/v1/runs"): optional,
+            ("get", "/v1/runs"): optional,
+            ("get", "/healthz"): [],
+        }
+        create_key(app.state.store, "writer", ["write"])
+        assert security() == {  # reads stay public (LOSSCAST_PUBLIC_READS), writes need one
+            ("post", "/v1/runs"): bearer,
+            ("get", "/v1/runs"): optional,
+            ("get", "/healthz"): [],
+        }
+        healthz = client.get("/openapi.json").json()["paths"]["/healthz"]["get"]["responses"]
+        assert "401" not in healthz and "403" not in healthz
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3", "::", "losscast.example.org"])
