@@ -35,6 +35,26 @@ def is_file_store(path: Path) -> bool:
     return path.is_dir() and any(p.name == "meta.yaml" for p in path.glob("*/meta.yaml"))
 
 
+#: Tables every MLflow SQLite store has (MLflow's client would create them in any other file).
+MLFLOW_TABLES = {"experiments", "runs", "metrics"}
+
+
+def _check_tables(path: Path) -> None:
+    try:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as connection:
+            rows = connection.execute("select name from sqlite_master where type = 'table'")
+            tables = {name for (name,) in rows}
+    except sqlite3.DatabaseError as error:
+        raise InputError(f"{path}: not a readable SQLite file: {error}", "file") from None
+    missing = MLFLOW_TABLES - tables
+    if missing:
+        raise InputError(
+            f"{path}: a SQLite file, but not an MLflow store: no {', '.join(sorted(missing))} "
+            "table",
+            "file",
+        )
+
+
 def _runs(uri: str, origin: str) -> list[LoggedRun]:
     require("mlflow.tracking", "mlflow-skinny", "MLflow stores")
     from mlflow.entities import ViewType
@@ -98,9 +118,13 @@ def read_mlflow(path: Path | str) -> list[LoggedRun]:
     if path.is_file():
         if not is_sqlite(path):
             raise InputError(f"{path}: not an MLflow store (neither SQLite nor mlruns)", "file")
+        _check_tables(path)
         with tempfile.TemporaryDirectory(prefix="losscast-mlflow-") as scratch:
             copy = Path(scratch) / "mlflow.db"
             shutil.copyfile(path, copy)
+            for sidecar in ("-wal", "-shm"):  # a store in use: its latest writes are in its WAL
+                if Path(f"{path}{sidecar}").is_file():
+                    shutil.copyfile(f"{path}{sidecar}", f"{copy}{sidecar}")
             return _runs(f"sqlite:///{copy}", str(path))
     if path.is_dir():
         # MLflow 3 refuses the file store unless told it is wanted (it is read-only here).
