@@ -283,6 +283,8 @@ def test_lightning_csv_logger_sparse_rows(api, tmp_path):
     out = response.json()
     assert out["format"] == "lightning"
     runs = {run["metadata"]["metric"]: run for run in out["runs"]}
+    assert runs["train_loss"]["name"] == "version_0"  # the upload's directory
+    assert runs["val_loss"]["name"] == "version_0/val_loss"
     train = _stored(api, runs["train_loss"]["id"])
     assert train["step"] == STEPS.tolist()
     np.testing.assert_allclose(train["loss"], LOSS, rtol=1e-15)

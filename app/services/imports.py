@@ -130,9 +130,12 @@ def import_upload(
         prefix = f"{scratch}{os.sep}"
 
         def upload_names(text: str) -> str:
+            # the temporary directory's path, then its name as a run name's first part
+            # (Lightning's "<dir>/version_0"), then alone (a file at the top: "upload")
             return (
                 text.replace(prefix, "")
                 .replace(str(scratch), "upload")
+                .replace(f"{scratch.name}/", "")
                 .replace(scratch.name, "upload")
             )
 
