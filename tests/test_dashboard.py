@@ -321,6 +321,26 @@ def test_what_if_candidate_is_drawn_with_the_api_s_final_loss(page, service, art
     page.assert_clean(http_errors=True)
 
 
+def test_what_if_takes_a_pasted_per_step_schedule(page, service):
+    """Per-step rates pasted as numbers (a linear warmup, then constant): predicted from the
+    fit like any candidate, with the same final loss as POST /v1/predictions."""
+    rates = np.concatenate([np.linspace(3e-5, 3e-4, 500), np.full(2500, 3e-4)])
+    page.open(f"whatif?fit={service['fit']['id']}", "form[aria-label='schedule pasted']")
+    page.page.fill(
+        "form[aria-label='schedule pasted'] textarea", " ".join(f"{r:.6g}" for r in rates)
+    )
+    page.page.fill("form[aria-label='schedule pasted'] input", "per-step 3k")
+    page.page.click("form[aria-label='schedule pasted'] button[type=submit]")
+    page.page.wait_for_selector("tr[data-candidate='0']")
+    shown = float(page.page.get_attribute("tr[data-candidate='0']", "data-final"))
+    candidate = {"name": "per-step 3k", "lr_per_step": [float(f"{r:.6g}") for r in rates]}
+    body = {"fit_id": service["fit"]["id"], "candidates": [candidate]}
+    answer = service["http"].post("/v1/predictions", json=body).json()["candidates"][0]
+    assert math.isclose(shown, answer["loss"][-1], rel_tol=1e-12) and answer["total_steps"] == 3000
+    assert "per-step rates (3000 steps)" in page.page.text_content("#whatif-ranking")
+    page.assert_clean()
+
+
 def test_charts_download_csv_and_png_and_switch_to_log_axes_from_the_keyboard(
     page, service, artifacts
 ):
@@ -356,6 +376,30 @@ def test_charts_download_csv_and_png_and_switch_to_log_axes_from_the_keyboard(
         f"JSON.parse(document.querySelector('{chart}').dataset.view)[0] > 19000"
     )
     page.assert_clean()
+
+
+def test_a_run_without_a_fit_shows_its_points_and_fits_at_a_click(page, service, artifacts):
+    """No fit yet: the logged curve and the 404's hint; "Fit this run" fits it (here with
+    lr_annealing: law auto compiles the other law's kernels, minutes on 2 busy cores) and the
+    page draws the forecast without a reload."""
+    body = {**_run_body("wsdcon_9"), "name": "25M/wsdcon_9-unfitted", "group": None}
+    run = service["http"].post("/v1/runs", json=body).json()
+    page.open(f"runs/{run['id']}", "#run-chart[data-series]")
+    assert _series(page, "#run-chart") == {"logged": 95}
+    assert "has no fit yet" in page.page.text_content(".note")
+    page.page.wait_for_selector("select[aria-label='law to fit']")
+    assert page.page.input_value("select[aria-label='law to fit']") == "auto"  # the default
+    page.page.select_option("select[aria-label='law to fit']", "lr_annealing")
+    page.page.click("button:text('Fit this run')")
+    page.page.wait_for_function(
+        "JSON.parse(document.querySelector('#run-chart').dataset.series || '[]').length == 4",
+        timeout=120_000,
+    )
+    assert _series(page, "#run-chart")["forecast, 90% band"] >= 300
+    fits = service["http"].get("/v1/fits", params={"run_id": run["id"]}).json()["items"]
+    assert [fit["law"] for fit in fits] == ["lr_annealing"]
+    page.page.screenshot(path=artifacts / "run-fitted-at-a-click.png")
+    page.assert_clean(http_errors=True)
 
 
 def test_fit_page_shows_parameters_metrics_and_fitted_curves(page, service, artifacts):

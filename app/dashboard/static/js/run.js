@@ -116,10 +116,10 @@ export async function runView(main, params, runId) {
     if (!lossBox.dataset.drawnMs) lossBox.dataset.drawnMs = String(Math.round(performance.now()));
   }
 
-  async function fitNow(withGroup) {
-    fill(messages, h("p", { class: "muted" }, "fitting… (a few seconds)"));
+  async function fitNow(withGroup, law) {
+    fill(messages, h("p", { class: "muted" }, `fitting ${law}… (seconds; law auto fits every law)`));
     try {
-      await api("/v1/fits", { method: "POST", body: { run_ids: [id], law: "auto", with_group: withGroup } });
+      await api("/v1/fits", { method: "POST", body: { run_ids: [id], law, with_group: withGroup } });
       etag = null;
       fill(messages);
       await poll();
@@ -146,13 +146,17 @@ export async function runView(main, params, runId) {
         current = { run: latest, forecast: null };
         if (changed) draw();
         if (!messages.querySelector("button")) {
-          fill(messages, 
+          const laws = await api("/v1/laws").catch(() => ({ laws: {} }));
+          const law = h("select", { "aria-label": "law to fit" }, ["auto", ...Object.keys(laws.laws)].map((name) => h("option", { value: name }, name)));
+          fill(
+            messages,
             note(`${error.message}`),
             h(
               "div",
               { class: "toolbar" },
-              h("button", { type: "button", class: "primary", onclick: () => fitNow(false) }, "Fit this run (law auto)"),
-              run.group ? h("button", { type: "button", onclick: () => fitNow(true) }, "Fit with its group") : null,
+              h("label", {}, "law", law),
+              h("button", { type: "button", class: "primary", onclick: () => fitNow(false, law.value) }, "Fit this run"),
+              run.group ? h("button", { type: "button", onclick: () => fitNow(true, law.value) }, "Fit with its group") : null,
             ),
           );
         }
