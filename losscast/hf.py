@@ -16,10 +16,10 @@ step: Hugging Face's ``global_step`` counts the updates done (the first log of a
 ``logging_steps=5`` says 5, its last 60), losscast's step is the 0-based index of the update the
 loss has seen last (4 and 59), so that a schedule of ``max_steps`` steps holds every point.
 
-The schedule is read from the ``TrainingArguments`` when it is one losscast knows
+The schedule is read from the ``TrainingArguments`` when losscast has its family
 (``lr_scheduler_type`` linear, cosine, cosine_with_min_lr, constant, constant_with_warmup,
 warmup_stable_decay, inverse_sqrt, polynomial, cosine_with_restarts; ``learning_rate``, the warmup
-steps and ``lr_scheduler_kwargs`` under Hugging Face's own names, which the service accepts) and
+steps, ``lr_scheduler_kwargs`` translated to losscast's names: :func:`schedule_of`) and
 ``state.max_steps``; pass ``schedule=`` to override it, ``schedule=False`` to declare none (the
 rate is then the logged ``learning_rate``). A schedule the service refuses is dropped and the
 logged rate used instead. Only the world's process zero logs.
@@ -35,36 +35,52 @@ from transformers import TrainerCallback
 
 from losscast.client import Client, Run
 
-#: ``lr_scheduler_type`` values whose schedule the service can build from the arguments.
+#: ``lr_scheduler_type`` -> the family of losscast's schedule vocabulary (``GET /v1/schedules``).
 SCHEDULES = {
-    "linear",
-    "cosine",
-    "cosine_with_min_lr",
-    "constant",
-    "constant_with_warmup",
-    "warmup_stable_decay",
-    "inverse_sqrt",
-    "polynomial",
-    "cosine_with_restarts",
+    "linear": "linear",
+    "cosine": "cosine",
+    "cosine_with_min_lr": "cosine",
+    "constant": "constant",
+    "constant_with_warmup": "constant",
+    "warmup_stable_decay": "wsd",
+    "inverse_sqrt": "inverse_sqrt",
+    "polynomial": "polynomial",
+    "cosine_with_restarts": "cosine_with_restarts",
+}
+#: ``lr_scheduler_kwargs`` names -> losscast's.
+KWARG_NAMES = {"min_lr_rate": "min_lr_ratio", "lr_end": "end_value"}
+#: Keyword arguments that say nothing beyond the family at these values (HF's defaults): left
+#: out. Any other value of them is a shape losscast's family does not have: no schedule.
+IMPLIED = {
+    "num_stable_steps": None,  # WSD: total - warmup - decay
+    "warmup_type": "linear",
+    "num_cycles": 0.5,  # cosine, WSD's cosine decay: half a cycle
 }
 
 
 def schedule_of(args, max_steps: int) -> dict[str, Any] | None:
     """The losscast schedule spec of a ``TrainingArguments`` over ``max_steps`` updates, or
-    ``None`` when its scheduler is not one losscast knows (``reduce_lr_on_plateau``)."""
+    ``None`` when its scheduler has no losscast family (``reduce_lr_on_plateau``) or its
+    ``lr_scheduler_kwargs`` a shape the family lacks."""
     kind = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
     if kind not in SCHEDULES or max_steps <= 0:
         return None
     warmup = 0 if kind == "constant" else int(args.get_warmup_steps(max_steps))
     spec: dict[str, Any] = {
-        "type": kind,
+        "type": SCHEDULES[kind],
         "peak_lr": float(args.learning_rate),
         "total_steps": int(max_steps),
         "num_warmup_steps": warmup,
     }
     kwargs = args.lr_scheduler_kwargs or {}
-    if isinstance(kwargs, Mapping):
-        spec.update(kwargs)
+    if not isinstance(kwargs, Mapping):
+        return None
+    for name, value in kwargs.items():
+        if name in IMPLIED and not (kind == "cosine_with_restarts" and name == "num_cycles"):
+            if IMPLIED[name] is not None and value != IMPLIED[name]:
+                return None
+            continue
+        spec[KWARG_NAMES.get(name, name)] = value
     return spec
 
 

@@ -354,3 +354,42 @@ def test_lightning_callback_posts_each_steps_loss_and_lr_and_the_validation_loss
     evaluation = httpx.get(f"{service.url}/v1/runs/{ids['tiny-lightning/val_loss']}").json()
     assert evaluation["points"]["step"] == [19, 39]
     assert evaluation["group"] == "tiny-lightning"
+
+
+def test_hf_callback_hooks_with_real_arguments_state_and_control(service, tmp_path):
+    """The hooks as a Trainer calls them, with transformers' own argument, state and control
+    objects (no torch needed): a WSD schedule read from the arguments, and a declared schedule
+    the service refuses, dropped for the logged learning rate."""
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    from losscast.hf import LosscastCallback, schedule_of
+
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "wsd-job"),
+        learning_rate=3e-4,
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs={"num_decay_steps": 400, "min_lr_ratio": 0.1},
+        warmup_steps=100,
+        logging_steps=10,
+        report_to=[],
+    )
+    state = transformers.TrainerState(max_steps=2000, is_world_process_zero=True)
+    control = transformers.TrainerControl()
+    assert schedule_of(args, state.max_steps) == {
+        "type": "wsd", "peak_lr": 3e-4, "total_steps": 2000,
+        "num_warmup_steps": 100, "num_decay_steps": 400, "min_lr_ratio": 0.1,
+    }  # fmt: skip
+    for declared, expected_source in ((None, "schedule"), ({"type": "cosine", "peak_lr": -1,
+                                      "total_steps": 2000}, "interpolated")):  # fmt: skip
+        callback = LosscastCallback(service.url, name=f"hooks-{expected_source}", schedule=declared)
+        callback.on_train_begin(args, state, control)
+        for step in range(10, 2001, 10):
+            state.global_step = step
+            logs = {"loss": float(LOSS[step]), "learning_rate": 3e-4, "epoch": step / 2000}
+            callback.on_log(args, state, control, logs=logs)
+        callback.on_log(args, state, control, logs={"train_runtime": 9.0, "train_loss": 3.0})
+        callback.on_train_end(args, state, control)
+        assert callback.run.stats["sent"] == 200, callback.run.stats
+        run = httpx.get(f"{service.url}/v1/runs/{callback.run.id}").json()
+        assert run["lr_source"] == expected_source
+        assert run["points"]["step"] == list(range(9, 2000, 10))
+        np.testing.assert_array_equal(run["points"]["loss"], LOSS[10:2001:10])
