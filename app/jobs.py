@@ -10,8 +10,9 @@ runs one local worker inside the server.
 
 - A worker claims the oldest claimable job under a lease of ``lease`` seconds, renewed every
   third of it while the fit runs (a heartbeat thread).
-- A worker killed mid-fit (``kill -9``) stops renewing; once the lease has expired, another
-  worker claims the job again (its ``attempts`` counts the claims; after ``max_attempts`` it
+- A worker killed mid-fit (``kill -9``) stops renewing; once the lease has expired (by the
+  clock of the worker that looks: keep the machines' clocks in sync, NTP), another worker
+  claims the job again (its ``attempts`` counts the claims; after ``max_attempts`` it
   fails as ``worker_lost``).
 - The fit and the job's ``done`` commit together, and only while the job is still the
   worker's: a worker that lost its lease (paused past it) stores nothing, so a fit is never

@@ -125,10 +125,14 @@ class AppCollector(Collector):
                 "Fit jobs by status (queued: the queue's depth).",
                 labels=["status"],
             )
-            counts = store.count_jobs()
-            for status in ("queued", "running", "done", "failed"):
-                jobs.add_metric([status], counts.get(status, 0))
-            yield jobs
+            try:
+                counts = store.count_jobs()
+            except Exception:  # the database is away: losscast_database_errors_total says so
+                counts = None
+            if counts is not None:
+                for status in ("queued", "running", "done", "failed"):
+                    jobs.add_metric([status], counts.get(status, 0))
+                yield jobs
         if refits is not None:
             yield GaugeMetricFamily(
                 "losscast_refits_pending",

@@ -120,9 +120,11 @@ def test_database_errors_are_counted_and_answered_503(client, log_lines):
     before = scrape(client)
     with client.app.state.store.engine.begin() as connection:
         connection.execute(text("DROP TABLE runs"))  # every query of runs now fails
+        connection.execute(text("DROP TABLE jobs"))  # and /metrics' count of the jobs
     response = client.get("/v1/runs")
     assert response.status_code == 503
-    after = scrape(client)
+    after = scrape(client)  # still answers, without losscast_jobs
+    assert not any(name == "losscast_jobs" for name, _ in after)
     error = {"error": "OperationalError"}
     assert (
         value(after, "losscast_database_errors_total", **error)
