@@ -208,6 +208,15 @@ def test_runs_page_lists_runs_with_sparklines_and_their_fit(page, service, artif
     assert "q=wsdcon" in page.page.url  # a deep link
     page.page.go_back()
     page.page.wait_for_function("document.querySelectorAll('tr[data-run-id]').length == 3")
+    # Group and metadata (key=value, values as JSON) as GET /v1/runs filters them.
+    page.page.fill("input[name=group]", "25M")
+    page.page.fill("input[name=meta]", 'source="MPL", model_size="25M"')
+    page.page.press("input[name=meta]", "Enter")
+    page.page.wait_for_function("location.hash.includes('meta=')")
+    page.page.wait_for_function("document.querySelectorAll('tr[data-run-id]').length == 3")
+    page.page.fill("input[name=meta]", 'source="elsewhere"')
+    page.page.press("input[name=meta]", "Enter")
+    page.page.wait_for_selector("text=No runs match")
     page.assert_clean()
 
 
