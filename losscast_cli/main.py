@@ -331,13 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Service:
-    """The HTTP API at ``url`` (httpx)."""
+    """The HTTP API at ``url`` (httpx), with the API key in ``$LOSSCAST_API_KEY`` if set."""
 
     def __init__(self, url: str, timeout: float):
         import httpx
 
         self.httpx = httpx
-        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        key = os.environ.get("LOSSCAST_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
         self.url = url
 
     def post(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -266,3 +266,17 @@ def test_losscast_keys_create_list_revoke(tmp_path, capsys):
         (key_id, ["write"], True)
     ]
     assert all(token not in repr(k) for k in stored)  # only the hash is kept
+
+
+def test_the_cli_sends_the_key_in_losscast_api_key(keys, monkeypatch):
+    from losscast_cli import main as cli
+
+    client, tokens = keys
+    monkeypatch.setenv("LOSSCAST_API_KEY", tokens["read"])
+    sent = dict(cli.Service("http://testserver", 5).client.headers)
+    assert sent["authorization"] == f"Bearer {tokens['read']}"
+    assert (
+        client.get("/v1/runs", headers={"Authorization": sent["authorization"]}).status_code == 200
+    )
+    monkeypatch.delenv("LOSSCAST_API_KEY")
+    assert "authorization" not in cli.Service("http://testserver", 5).client.headers
