@@ -260,6 +260,8 @@ class _Series:
     last_step: int = -1
     has_lr: bool | None = None
     maybe_created: bool = False
+    #: Stored points up to last_step were sent by this session (its creation's lost answer).
+    ours: bool = False
     #: The most points of the next request: halved after a refused batch until the refused
     #: point is alone (one bad point does not cost its batch), doubled back after a success.
     limit: int = 1 << 30
@@ -503,9 +505,14 @@ class Run:
     def _send_batch(self, http: httpx.Client, series: _Series) -> None:
         if series.run_id is None and (self._reopen or series.maybe_created):
             self._find(http, series)
-        # Points the service already has (a reopened run, a job resumed from a checkpoint).
+        # Points the service already has: this session's, whose answer was lost (sent), or a
+        # reopened run's, logged again by a job resumed from a checkpoint (skipped).
         before = len(series.pending)
         series.pending = [p for p in series.pending if p[0] > series.last_step]
+        if series.ours:
+            self.sent += before - len(series.pending)
+            self._settled += before - len(series.pending)
+            before = len(series.pending)
         if series.has_lr is None:
             first_lr = series.pending[0][2] if series.pending else None
             series.has_lr = first_lr is not None
@@ -609,6 +616,7 @@ class Run:
             return
         found = items[0]
         series.run_id, series.last_step = found["id"], int(found["last_step"])
+        series.ours = found.get("metadata", {}).get(SESSION_KEY) == self._session
         if series.has_lr is None:
             detail = http.get(f"/v1/runs/{found['id']}")
             if detail.status_code == 200:

@@ -127,6 +127,74 @@ def test_log_never_waits_and_every_point_is_stored_once_through_two_restarts(ser
     assert listed["total"] == 1, "the run was created once"
 
 
+class AnswerLosingProxy:
+    """A TCP relay to the service that loses the answer to the first ``POST /v1/runs``: the
+    service creates the run, and the client's connection closes before the answer reaches it
+    (a network cut, or the service killed between its commit and its reply)."""
+
+    def __init__(self, port: int):
+        import socket
+
+        self.target = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lost = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+
+        while True:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            losing = threading.Event()
+            threading.Thread(target=self._requests, args=(downstream, upstream, losing)).start()
+            threading.Thread(target=self._answers, args=(upstream, downstream, losing)).start()
+
+    def _requests(self, downstream, upstream, losing):
+        try:
+            while data := downstream.recv(65536):
+                if data.startswith(b"POST /v1/runs HTTP") and not self.lost:
+                    self.lost += 1
+                    losing.set()
+                upstream.sendall(data)
+        except OSError:
+            pass
+
+    def _answers(self, upstream, downstream, losing):
+        try:
+            while data := upstream.recv(65536):
+                if losing.is_set():
+                    break  # the answer is read from the service and never delivered
+                downstream.sendall(data)
+        except OSError:
+            pass
+        for end in (downstream, upstream):
+            end.close()
+
+    def close(self):
+        self.listener.close()
+
+
+def test_a_lost_answer_to_the_runs_creation_does_not_create_it_twice(service):
+    proxy = AnswerLosingProxy(service.port)
+    try:
+        client = Client(f"http://127.0.0.1:{proxy.port}")
+        with client.run("lost-answer", schedule=COSINE, reopen=False, batch_size=500) as run:
+            for step in range(3000):
+                run.log(step, LOSS[step], lr=LR[step])
+    finally:
+        proxy.close()
+    assert proxy.lost == 1 and run.retries >= 1
+    listed = httpx.get(f"{service.url}/v1/runs", params={"name": "lost-answer"}).json()
+    assert listed["total"] == 1, "created once: found again by the session id in its metadata"
+    assert run.stats["sent"] == 3000, run.stats
+    assert _points(service.url, run.id)["step"] == list(range(3000))
+
+
 def test_reopen_continues_a_run_and_skips_steps_already_stored(service):
     client = Client(service.url)
     with client.run("resumed", schedule=COSINE, reopen=False) as first:
