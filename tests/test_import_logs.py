@@ -20,6 +20,7 @@ import pytest
 from tests.curves import DATA, schedule_specs
 
 COSINE = schedule_specs()["cosine_24000"]
+TF2_LOG = Path(__file__).parent / "data" / "tf2" / "keras-run"
 
 
 def _columns():
@@ -157,6 +158,18 @@ def test_tf2_tensor_scalars_written_by_tensorboards_own_writer(api, tmp_path):
     response = _upload(api, [tmp_path / "tf2"])
     assert response.status_code == 201, response.text
     (run,) = response.json()["runs"]
+    points = _stored(api, run["id"])
+    assert points["step"] == STEPS.tolist()
+    np.testing.assert_array_equal(points["loss"], f32(LOSS))
+    np.testing.assert_array_equal(points["lr"], f32(LR))
+
+
+def test_tf2_event_file_written_by_tensorflow_itself(api):
+    """tests/data/tf2: written by TensorFlow 2.21's tf.summary.scalar (see its NOTICE)."""
+    response = _upload(api, [TF2_LOG])
+    assert response.status_code == 201, response.text
+    (run,) = response.json()["runs"]
+    assert (run["name"], run["metadata"]["metric"]) == ("keras-run", "epoch_loss")
     points = _stored(api, run["id"])
     assert points["step"] == STEPS.tolist()
     np.testing.assert_array_equal(points["loss"], f32(LOSS))

@@ -34,6 +34,8 @@ TRAIN_LOSS_NAMES = (
     "losses/train",
     "train/lm_loss",
     "lm_loss",
+    "batch_loss",  # Keras' TensorBoard callback (per batch, then per epoch)
+    "epoch_loss",
 )
 #: Series names of a validation loss, in order of preference.
 EVAL_LOSS_NAMES = (
@@ -60,6 +62,7 @@ LR_NAMES = (
     "optimizer/lr",
     "lr/group0",
     "trainer/learning_rate",
+    "epoch_learning_rate",  # Keras
 )
 _LR_PATTERN = re.compile(r"^(train/)?lr[-_/][a-z0-9_]+$")
 #: ``--eval-loss none``: no validation curve.
