@@ -9,6 +9,7 @@ import json
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -122,3 +123,23 @@ def test_plot_refuses_an_unknown_format_and_a_missing_fit_with_exit_2(fit_file, 
     argv = ["plot", "predict", "--schedule", COSINE, "--out", str(tmp_path / "x.png")]
     assert cli.main(argv) == 2
     assert "exactly one of --fit FILE" in capsys.readouterr().err
+
+
+def test_plot_through_a_service_draws_what_the_in_process_plot_draws(
+    client, fit_file, tmp_path, monkeypatch
+):
+    """``--url``: the runs posted, fitted and forecast by the service (here the suite's app,
+    through its TestClient) give the same figure's numbers as the same plot in-process."""
+    service = cli.Service.__new__(cli.Service)
+    service.httpx, service.client, service.url = httpx, client, "http://testserver"
+    argv = ["plot", "fit", *CSVS, "--schedules", SCHEDULES, "--held-out", HELD_OUT]
+    local, remote = tmp_path / "local.svg", tmp_path / "remote.svg"
+    assert cli.main([*argv, "--out", str(local)]) == 0
+    monkeypatch.setattr(cli, "_service", lambda args: service)
+    assert cli.main([*argv, "--url", "http://testserver", "--out", str(remote)]) == 0
+    _, local_ids, local_text = _svg(local)
+    _, remote_ids, remote_text = _svg(remote)
+    series = {name for name in remote_ids if name.split("-")[0] in ("logged", "fitted", "held")}
+    assert series == {"logged-0", "fitted-0", "logged-1", "fitted-1", "logged-2", "held-out-2"}
+    assert series <= set(local_ids)
+    assert remote_text == local_text  # the same labels: names and PredE to 3 digits
