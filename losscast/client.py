@@ -554,6 +554,12 @@ class Run:
         self._settled += len(batch)
         if response is None:  # this point is refused: counted, message kept
             self.rejected += 1
+            logger.warning(
+                "losscast client: run %r: step %d refused: %s",
+                series.name,
+                batch[0][0],
+                self.last_error,
+            )
             return
         series.limit = min(2 * series.limit, 1 << 30)
         out = response.json()
@@ -590,7 +596,6 @@ class Run:
         if status in (401, 403) or (status == 404 and series.run_id is not None):
             logger.error("losscast client: run %r: %s; sending stops", self.name, self.last_error)
             raise _Fatal
-        logger.warning("losscast client: run %r: batch refused: %s", series.name, self.last_error)
         return None
 
     def _find(self, http: httpx.Client, series: _Series) -> None:
