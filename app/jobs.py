@@ -18,7 +18,8 @@ runs one local worker inside the server.
   worker's: a worker that lost its lease (paused past it) stores nothing, so a fit is never
   stored twice.
 - A fit that fails on its input (``InvalidInput``, a run deleted meanwhile) fails the job with
-  the error body's item (``loc``, ``msg``, ``type``); it is not retried.
+  the error body's item (``loc``, ``msg``, ``type``); it is not retried. One that meets an
+  unreachable database is left as it is, to be retried when its lease has run out.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import uuid
 from typing import Any
 
 from app import schemas
-from app.errors import Conflict, InputError, NotFound, location
+from app.errors import Conflict, InputError, NotFound, database_unavailable, location
 from app.metrics import timed_fit
 from app.services.fits import check_fit_request, new_fit
 from app.storage import FitRecord, JobRecord, Store
@@ -121,8 +122,13 @@ class Worker:
             self.store.fail_job(job.id, self.name, _error_item(error))
             logger.info("job %s failed on its input: %s", job.id, error)
             return None
-        except Exception as error:  # a bug: the job says so, the log has the traceback
-            logger.exception("job %s: unexpected error", job.id)
+        except Exception as error:
+            if database_unavailable(error):  # not the job's fault: its lease runs out, and retry
+                logger.warning(
+                    "job %s: database unavailable, left to be retried: %s", job.id, error
+                )
+                return None
+            logger.exception("job %s: unexpected error", job.id)  # a bug: the job says so
             item = {
                 "loc": [],
                 "msg": f"internal error: {type(error).__name__}",

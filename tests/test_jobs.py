@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from app.jobs import Worker
 from app.main import create_app
@@ -252,3 +253,19 @@ def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(backend, tmp_p
                 process.kill()
         store.drop_schema()
         store.close()
+
+
+def test_a_job_that_meets_an_unreachable_database_is_left_for_retry(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'jobs.db'}")
+    store.create_schema()
+    job = store.enqueue_job("fit", {"run_ids": ["run_x"], "law": "lr_annealing"})
+    worker = Worker(store, "w", lease=0.3)
+    claimed = worker.claim()
+    with store.engine.begin() as connection:  # SQLite's OperationalError, as for a locked file
+        connection.execute(text("DROP TABLE runs"))
+    assert worker.process(claimed) is None
+    left = store.get_job(job.id)
+    assert (left.status, left.error, left.worker) == ("running", None, "w")  # not failed
+    time.sleep(0.5)
+    assert store.claim_job("other", 30, 3).attempts == 2  # its lease ran out: claimed again
+    store.close()
