@@ -106,7 +106,6 @@ export function chart(container, curves, options = {}) {
   const group = options.group;
   const name = options.name || "chart";
   const holder = h("div", { class: "plot" });
-  const readout = h("span", { class: "muted" });
   const toggle = (label, key, title) => {
     const button = h("button", { type: "button", "aria-pressed": String(state[key]), title }, label);
     button.addEventListener("click", () => {
@@ -125,7 +124,6 @@ export function chart(container, curves, options = {}) {
     h("button", { type: "button", onclick: () => zoomTail(1), title: "all steps (or double-click the chart)" }, "reset zoom"),
     h("button", { type: "button", onclick: () => downloadCsv() }, "CSV"),
     h("button", { type: "button", onclick: () => downloadPng() }, "PNG"),
-    readout,
   );
   fill(container, 
     ...(options.title ? [h("div", { class: "title" }, options.title)] : []),
@@ -224,7 +222,6 @@ export function chart(container, curves, options = {}) {
     container.dataset.series = JSON.stringify(
       series.slice(1).map((s, k) => ({ label: s.label, points: columns[k + 1].filter((v) => v !== null).length })),
     );
-    readout.textContent = "";
   }
 
   function downloadCsv() {
