@@ -25,7 +25,7 @@ COPY fitting ./fitting
 COPY app ./app
 COPY losscast ./losscast
 COPY losscast_cli ./losscast_cli
-RUN pip install . && rm -rf build *.egg-info
+RUN pip install '.[import]' && rm -rf build *.egg-info
 
 USER losscast
 VOLUME ["/data"]
