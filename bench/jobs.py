@@ -7,7 +7,8 @@ its own (each process compiles, or loads from the shared JAX cache, its kernels)
 alone, then one job per worker submitted together, timed from submission until every job is
 ``done``. Prints both times and their ratio (the issue's target: under 1.3x on 2 cores, 2
 workers). The fits run in separate processes, so the in-process rule of one fit at a time
-(``app.deps.Compute``) does not serialise them.
+(``app.deps.Compute``) does not serialise them. ``XLA_FLAGS`` (inherited by the workers) sets
+their threads, e.g. ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``.
 """
 
 from __future__ import annotations
