@@ -156,6 +156,11 @@ def leave_one_branch_out(base: Curve, branches: dict[str, Curve], bands: bool) -
             record["domains"][domain] = entry
         record["params"] = result.params
         out[held] = record
+        words = ", ".join(
+            f"{d} PredE {e['pred_e']:.4f} final {e['final_error']:+.2%}"
+            for d, e in record["domains"].items()
+        )
+        print(f"held out {held} ({seconds:.0f} s): {words}", file=sys.stderr, flush=True)
     return out
 
 
