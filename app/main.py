@@ -144,7 +144,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.compute = Compute(settings.compute_threads)
     app.state.refits = Refits(
         store,
-        app.state.compute,
         refit_run,
         enabled=settings.refit,
         delay=settings.refit_delay,

@@ -6,8 +6,8 @@ side, prometheus_client for the rest.
   ``http_request_duration_highr_seconds`` (finer buckets, all routes); request and response
   sizes. The instrumentator's own metrics, with its names.
 - ``losscast_fit_duration_seconds{task,outcome}``: every fit the compute pool runs (``fit_runs``
-  for requests, ``refit_run`` for background refits, ``warm_up``) and every job's fit
-  (``new_fit``, in the worker's process), ok or error.
+  for requests, ``warm_up``) and every job's fit (``new_fit``, in the worker's process;
+  background refits are jobs too), ok or error.
 - ``losscast_jobs{status}``: fit jobs queued (the queue's depth), running, done, failed.
 - ``losscast_fits_running``, ``losscast_fits_waiting``: fits now in the compute pool and waiting
   for it (fits run one at a time in a process, ``app.deps.Compute``);
@@ -143,7 +143,7 @@ class AppCollector(Collector):
                 "losscast_refits", "Background refits, by outcome.", labels=["outcome"]
             )
             for outcome, value in (
-                ("done", refits.done),
+                ("queued", refits.queued),  # as fit jobs: losscast_jobs counts how they end
                 ("failed", refits.failed),
                 ("dropped", refits.dropped),
             ):

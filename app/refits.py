@@ -8,16 +8,22 @@ returns at once. A refit is
   seconds is still refitted regularly;
 - **deduplicated**: a run has at most one pending refit, whatever the number of appends;
 - **bounded**: at most ``max_pending`` runs wait (a new one beyond that is dropped and logged;
-  its next append asks again), and refits run one at a time through the compute pool's fit
-  limiter, so they never run beside another fit;
-- **never on the request path**: one asyncio task takes due refits and runs them in a worker
-  thread.
+  its next append asks again);
+- **never on the request path, nor in the web process**: one asyncio task takes due refits and
+  queues each as a fit job (:mod:`app.jobs`), which the workers run like any other: the server's
+  own worker on the embedded SQLite default, ``losscast worker`` processes on PostgreSQL. So the
+  refits of several replicas spread over the workers and take turns with users' fits there.
 
 Which runs: those in a ``group`` and those that have been fitted before (someone asked for a
 forecast of them). A run with neither would be fitted alone with default options for nobody:
 it is not refitted, and its forecast says ``refit: off``. A refit repeats the run's latest fit
 with the same options and ``with_group`` (so a fit of a job with its group stays one), or,
 without an earlier fit, fits ``auto`` with its group.
+
+A run's refit state (the forecast's ``freshness.refit``) is ``pending`` while its appends are
+being debounced or its job waits in the queue, ``running`` while a worker fits it, then
+``idle``. The debounce is per replica: two replicas that both take appends of one run may queue
+a refit each (two fits, one wasted), never none.
 """
 
 from __future__ import annotations
@@ -31,8 +37,7 @@ from dataclasses import dataclass
 import anyio
 
 from app import schemas
-from app.deps import Compute
-from app.services import fits
+from app.jobs import submit_fit
 from app.storage import RunRecord, Store
 
 logger = logging.getLogger("losscast")
@@ -52,8 +57,7 @@ class Refits:
     def __init__(
         self,
         store: Store,
-        compute: Compute,
-        refit: Callable[[Store, str], object],
+        refit: Callable[[Store, str], str],
         *,
         enabled: bool,
         delay: float,
@@ -61,15 +65,14 @@ class Refits:
         max_pending: int,
     ):
         self.store = store
-        self.compute = compute
         self.refit = refit
         self.enabled = enabled
         self.delay = delay
         self.max_wait = max_wait
         self.max_pending = max_pending
         self.pending: dict[str, _Pending] = {}
-        self.running: str | None = None
-        self.done = 0
+        self.jobs: dict[str, str] = {}  # run id -> its latest refit job's id
+        self.queued = 0
         self.failed = 0
         self.dropped = 0
         self._lock = threading.Lock()  # appends schedule from the request threads
@@ -96,17 +99,22 @@ class Refits:
 
     def state(self, run_id: str) -> str:
         """``pending``, ``running``, ``idle`` or ``off`` (for the forecast's freshness)."""
-        if self.running == run_id:
-            return "running"
         if run_id in self.pending:
             return "pending"
+        job_id = self.jobs.get(run_id)
+        job = self.store.get_job(job_id) if job_id is not None else None
+        if job is not None and job.status in ("queued", "running"):
+            return "pending" if job.status == "queued" else "running"
+        with self._lock:
+            if self.jobs.get(run_id) == job_id:
+                self.jobs.pop(run_id, None)
         return "idle" if self.enabled else "off"
 
     def _due(self, entry: _Pending, now: float) -> float:
         return min(entry.last + self.delay, entry.first + self.max_wait) - now
 
     async def run_forever(self) -> None:
-        """Take due refits one at a time until cancelled."""
+        """Queue due refits as fit jobs, one at a time, until cancelled."""
         while True:
             now = time.monotonic()
             with self._lock:
@@ -115,23 +123,23 @@ class Refits:
                 run_id = min(due, key=lambda r: self.pending[r].first) if due else None
                 if run_id is not None:
                     del self.pending[run_id]
-                    self.running = run_id
             if run_id is None:
                 await anyio.sleep(min([POLL_SECONDS, *waits.values()]))
                 continue
             try:
-                await self.compute.run_fit(self.refit, self.store, run_id)
-                self.done += 1
+                job_id = await anyio.to_thread.run_sync(self.refit, self.store, run_id)
             except Exception:  # the last fit stays in place; the next append retries
                 self.failed += 1
-                logger.exception("background refit of %s failed", run_id)
-            finally:
-                self.running = None
+                logger.exception("background refit of %s could not be queued", run_id)
+                continue
+            with self._lock:
+                self.jobs[run_id] = job_id
+            self.queued += 1
 
     def stats(self) -> dict[str, int]:
         return {
             "pending": len(self.pending),
-            "done": self.done,
+            "queued": self.queued,
             "failed": self.failed,
             "dropped": self.dropped,
         }
@@ -149,6 +157,6 @@ def refit_body(store: Store, run_id: str) -> schemas.FitCreate:
     return schemas.FitCreate(run_ids=[run_id, *others], **options)
 
 
-def refit_run(store: Store, run_id: str) -> None:
-    """Refit ``run_id`` as :func:`refit_body` says (in the caller's thread)."""
-    fits.fit_runs(store, refit_body(store, run_id))
+def refit_run(store: Store, run_id: str) -> str:
+    """Queue the refit of ``run_id`` that :func:`refit_body` says, as a fit job; its id."""
+    return submit_fit(store, refit_body(store, run_id)).id

@@ -164,3 +164,6 @@ def test_appending_points_refits_in_the_background_until_the_forecast_is_current
         assert freshness["refit"] in ("idle", "pending")
         fits = client.get("/v1/fits", params={"run_id": job}).json()["items"]
         assert len(fits) == 2 and fits[0]["law"] == "lr_annealing"
+        # The refit was a fit job, run by the server's own worker (SQLite), not by the web process.
+        assert client.app.state.store.count_jobs().get("done") == 1
+        assert client.app.state.refits.stats()["queued"] == 1

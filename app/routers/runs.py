@@ -326,7 +326,7 @@ async def forecast(
     fit is (``freshness``). A strong ETag (the run's version, the fit, the refit's state, the
     query) lets a dashboard poll: 304 on If-None-Match, with nothing computed."""
     band_level = queries.parse_level(level)
-    refit = refits.state(run_id)
+    refit = await in_thread(refits.state, run_id)  # reads the refit's job, if queued
     run, fit, seen = await in_thread(predictions.forecast_inputs, store, run_id, fit_id)
     etag = http_cache.forecast_etag(
         run.id, run.version, fit.id, refit, num_points, __version__, band_level
