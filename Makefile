@@ -40,8 +40,9 @@ bench-http: $(STAMP)
 bench-forecast: $(STAMP)
 	$(PY) -m bench.live_forecast
 
-# Soak test of one real uvicorn process on loopback: 200 fits of runs of 100 to 200,000 steps;
-# fails if its memory mappings or RSS still grow at the end (~20 min on 2 cores).
+# Soak test of one real uvicorn process on loopback: 24 lengths of 100 to 200,000 steps fitted
+# in 3 identical passes; fails if its memory mappings or RSS grow from pass to pass (~1 h on 2
+# cores).
 soak: $(STAMP)
 	$(PY) -m bench.soak
 

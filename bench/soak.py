@@ -34,8 +34,8 @@ mappings pass half of ``vm.max_map_count``, or when a request failed. Why passes
 over one long sequence: each kernel keeps up to 8 compiled shapes (:mod:`fitting.compiled`), and
 a sequence of ever new lengths fills those tables over its first hundred-odd fits, so a rise
 over it is expected; a rise between two identical passes is not. It stops at ``--max-seconds``
-(default 3,600) and judges what it measured by then. Run: ``make soak`` or ``python -m
-bench.soak [--lengths 60 --passes 3] [--json out.json]``.
+(default 7,200) and judges what it measured by then. Run: ``make soak`` or ``python -m
+bench.soak [--lengths 24 --passes 3] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -334,9 +334,9 @@ def _row(row: dict, limit: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--lengths", type=int, default=60, help="distinct run lengths per pass")
+    parser.add_argument("--lengths", type=int, default=24, help="distinct run lengths per pass")
     parser.add_argument("--passes", type=int, default=3, help="identical passes over them")
-    parser.add_argument("--max-seconds", type=float, default=3600.0)
+    parser.add_argument("--max-seconds", type=float, default=7200.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the samples and the verdict here")
     args = parser.parse_args(argv)
