@@ -3,58 +3,32 @@ kill -9 and are all there after a restart on the same SQLite file."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from bench.server import free_port, start_server
 
 
-def _start(database: Path, jax_cache_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {
-        **os.environ,
+def _start(database: Path, jax_cache_dir: Path, port: int, log) -> subprocess.Popen:
+    """A server on ``database`` (the same file across restarts), no warm-up, the tests' cache."""
+    environment = {
         "DATABASE_URL": f"sqlite:///{database}",
         "LOSSCAST_WARMUP": "0",
         "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir),
     }
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
-    process = subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    pytest.fail(f"server did not start: {log.read_text()[-3000:]}")
+    server, _ = start_server(database.parent, port, log, environment)
+    return server
 
 
 def test_runs_and_fits_survive_kill_minus_9_and_restart(tmp_path, jax_cache_dir, client, mpl):
     # `client` first: its warm-up fills the compilation cache the servers below reuse.
-    database, log = tmp_path / "var" / "losscast.db", tmp_path / "server.log"
-    port = _free_port()
+    database = tmp_path / "var" / "losscast.db"
+    database.parent.mkdir()
+    log = (tmp_path / "server.log").open("a")
+    port = free_port()
     server = _start(database, jax_cache_dir, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
