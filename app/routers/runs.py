@@ -34,6 +34,14 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"])
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RefitsDep = Annotated[Refits, Depends(get_refits)]
+
+# The form fields of both uploads (CSV and other tools' logs).
+GroupForm = Annotated[str | None, Form(min_length=1, max_length=256, description=schemas.GROUP_DOC)]
+MetadataForm = Annotated[str | None, Form(description="a JSON object")]
+ScheduleForm = Annotated[
+    str | None,
+    Form(description="a JSON spec, or the compact form cosine:peak_lr=3e-4,total_steps=..."),
+]
 NO_RUN = {"e404": "no such run"}
 #: OpenAPI links from a created run to what can be done with it (clients and schemathesis'
 #: stateful tests follow them).
@@ -96,24 +104,14 @@ def upload_run_csv(
     response: Response,
     file: Annotated[UploadFile, File(description="CSV with header step,lr,loss (lr optional)")],
     name: Annotated[str, Form(min_length=1, max_length=256)],
-    group: Annotated[
-        str | None, Form(min_length=1, max_length=256, description=schemas.GROUP_DOC)
-    ] = None,
-    metadata: Annotated[str | None, Form(description="a JSON object")] = None,
-    schedule: Annotated[
-        str | None,
-        Form(description="a JSON spec, or the compact form cosine:peak_lr=3e-4,total_steps=..."),
-    ] = None,
+    group: GroupForm = None,
+    metadata: MetadataForm = None,
+    schedule: ScheduleForm = None,
 ):
     """Store a run uploaded as CSV (multipart form). Without ``schedule`` the rate is
     interpolated from the lr column."""
     points = read_points(file.file.read(), "csv")
-    try:
-        meta = json.loads(metadata) if metadata else {}
-    except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON: {error}", "metadata") from error
-    if not isinstance(meta, dict):
-        raise InputError("must be a JSON object", "metadata")
+    meta = _metadata(metadata)
     spec = queries.parse_compact_schedule(schedule) if schedule else None
     try:
         body = schemas.RunCreate(
@@ -163,14 +161,9 @@ def import_runs(
         Form(description="a table's column mapping: step=iteration,loss=train_loss,lr=lr"),
     ] = None,
     name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
-    group: Annotated[
-        str | None, Form(min_length=1, max_length=256, description=schemas.GROUP_DOC)
-    ] = None,
-    metadata: Annotated[str | None, Form(description="a JSON object")] = None,
-    schedule: Annotated[
-        str | None,
-        Form(description="a JSON spec, or the compact form cosine:peak_lr=3e-4,total_steps=..."),
-    ] = None,
+    group: GroupForm = None,
+    metadata: MetadataForm = None,
+    schedule: ScheduleForm = None,
 ):
     """Store the curves of another tool's log, one run per curve: the training loss and the
     validation loss (a second run, ``<name>/<metric>``, of the same group). Every run is
