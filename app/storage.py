@@ -527,6 +527,14 @@ def _adopt_unversioned(connection, config: AlembicConfig) -> None:
     alembic_command.stamp(config, FIRST_REVISION)
 
 
+def _found(session, model, key: str, noun: str):
+    """The row of ``model`` with primary key ``key``; NotFound (a 404) naming the ``noun``."""
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"{noun} {key!r} not found")
+    return row
+
+
 class Store:
     """Runs and fits in the database at ``url``; each method is one transaction."""
 
@@ -582,9 +590,7 @@ class Store:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._sessions() as session:
-            row = session.get(RunRow, run_id)
-            if row is None:
-                raise NotFound(f"run {run_id!r} not found")
+            row = _found(session, RunRow, run_id, "run")
             return _run_record(row)
 
     def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
@@ -674,9 +680,7 @@ class Store:
 
     def delete_run(self, run_id: str) -> None:
         with self._sessions.begin() as session:
-            row = session.get(RunRow, run_id)
-            if row is None:
-                raise NotFound(f"run {run_id!r} not found")
+            row = _found(session, RunRow, run_id, "run")
             session.delete(row)
 
     # -- fits ------------------------------------------------------------------------------
@@ -702,9 +706,7 @@ class Store:
                     self._fit_cache.move_to_end(fit_id)
                     return copy.deepcopy(cached)
         with self._sessions() as session:
-            row = session.get(FitRow, fit_id)
-            if row is None:
-                raise NotFound(f"fit {fit_id!r} not found")
+            row = _found(session, FitRow, fit_id, "fit")
             if not with_runs:
                 record = _fit_record(row)
                 with self._fit_cache_lock:
@@ -780,9 +782,7 @@ class Store:
     def revoke_api_key(self, key_id: str) -> ApiKeyRecord:
         """Mark the key revoked (kept, so that the service stays closed once it had keys)."""
         with self._sessions.begin() as session:
-            row = session.get(ApiKeyRow, key_id)
-            if row is None:
-                raise NotFound(f"API key {key_id!r} not found")
+            row = _found(session, ApiKeyRow, key_id, "API key")
             if row.revoked_at is None:
                 row.revoked_at = _now()
             return _api_key_record(row)
@@ -810,9 +810,7 @@ class Store:
 
     def get_job(self, job_id: str) -> JobRecord:
         with self._sessions() as session:
-            row = session.get(JobRow, job_id)
-            if row is None:
-                raise NotFound(f"job {job_id!r} not found")
+            row = _found(session, JobRow, job_id, "job")
             return _job_record(row)
 
     def claim_job(self, worker: str, lease_seconds: float, max_attempts: int) -> JobRecord | None:
