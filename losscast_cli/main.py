@@ -527,14 +527,27 @@ def _local_fit(records: list, options: Mapping[str, Any]):
     return unsaved_fit(report.law, report.to_json(), options, request.run_ids)
 
 
-def _model_fields(args, service: Service | None) -> dict[str, Any]:
-    """The fitted law of a predict/plan request, from exactly one source."""
+def _check_one_law_source(args) -> None:
+    """Exactly one of --fit, --fit-id, --params and --runs gives the fitted law."""
     given = [name for name in ("fit", "fit_id", "params", "runs") if getattr(args, name)]
     if len(given) != 1:
         raise UsageError(
             "give the fitted law by exactly one of --fit FILE, --fit-id ID (with --url), "
             f"--law NAME --params JSON, or --runs CSV...; got {given or 'none'}"
         )
+
+
+def _band_level(level: float | str | None) -> float | None:
+    """The band level of a command run in process: ``--level`` as :func:`_level` parsed it,
+    the service's default when not given, None (no band) for ``none``."""
+    from fitting.intervals import DEFAULT_LEVEL
+
+    return {None: DEFAULT_LEVEL, "none": None}.get(level, level)
+
+
+def _model_fields(args, service: Service | None) -> dict[str, Any]:
+    """The fitted law of a predict/plan request, from exactly one source."""
+    _check_one_law_source(args)
     if args.fit_id:
         if service is None:
             raise UsageError("--fit-id needs --url (a fit stored in a service)")
@@ -679,14 +692,12 @@ def _forecast(args) -> int:
         out = service.get(f"/v1/runs/{run_ids[0]}/forecast?{urllib.parse.urlencode(given)}")
     else:
         from app.services.predictions import forecast_out
-        from fitting.intervals import DEFAULT_LEVEL
         from fitting.predict import DEFAULT_NUM_POINTS
 
         records = _local_records(bodies)
         fit = _local_fit(records, options)
         num_points = DEFAULT_NUM_POINTS if args.num_points is None else args.num_points
-        level = {None: DEFAULT_LEVEL, "none": None}.get(args.level, args.level)
-        out = json_safe_out(forecast_out(records[0], fit, num_points, level))
+        out = json_safe_out(forecast_out(records[0], fit, num_points, _band_level(args.level)))
     _emit(out, args, render_forecast)
     return EXIT_OK
 

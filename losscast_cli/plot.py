@@ -29,6 +29,8 @@ FORMATS = ("png", "svg")
 def add_plot_command(commands, output, source, runs) -> None:
     """The ``plot`` command and its kinds; ``output``, ``source`` and ``runs`` are the parent
     parsers of the other commands (--url, the fitted law, the CSV options)."""
+    from losscast_cli import main as cli  # loaded: it is building its parser
+
     plot = commands.add_parser(
         "plot",
         help="PNG or SVG of a fit, of predictions with bands, or of a cooldown plan",
@@ -66,8 +68,8 @@ def add_plot_command(commands, output, source, runs) -> None:
     )
     predict.add_argument("--schedule", action="append", required=True, metavar="SPEC")
     predict.add_argument("--name", action="append", default=[], help="a name per --schedule")
-    predict.add_argument("--num-points", type=int, default=300)
-    predict.add_argument("--level", type=float, default=0.9, help="band level (default 0.9)")
+    predict.add_argument("--num-points", type=int, help=cli.NUM_POINTS_HELP)
+    predict.add_argument("--level", type=cli._level, help=cli.LEVEL_HELP)
     predict.set_defaults(handler=_plot_predict)
 
     cooldown = kinds.add_parser(
@@ -117,19 +119,18 @@ def _fit_and_forecasts(args) -> tuple[str, list[dict], list[bool]]:
         raise cli.UsageError("--fit-id needs --url (a fit stored in a service)")
     from app.services.predictions import forecast_out
     from app.storage import unsaved_fit
+    from fitting.predict import DEFAULT_NUM_POINTS
 
     records = cli._local_records(bodies)
     held_records = cli._local_records(held)
     if args.fit:
-        stored = cli._json_file(args.fit, "--fit")
-        if not isinstance(stored, dict) or not isinstance(stored.get("result"), dict):
-            raise cli.UsageError(f"--fit: {args.fit} does not hold a fit (written by --out)")
+        stored = _fit_file(args.fit)
         fit = unsaved_fit(stored["law"], stored["result"], {}, stored.get("run_ids", []))
     else:
         cli._configure_jax_cache()
         fit = cli._local_fit(records, cli._fit_options(args))
     forecasts = [
-        cli.json_safe_out(forecast_out(record, fit, 300, None))
+        cli.json_safe_out(forecast_out(record, fit, DEFAULT_NUM_POINTS, None))
         for record in [*records, *held_records]
     ]
     return fit.law, forecasts, [False] * len(records) + [True] * len(held_records)
@@ -152,7 +153,9 @@ def _predictions(args) -> dict[str, Any]:
     ]
     service = cli._service(args)
     if service is not None:
-        body = {**cli._model_fields(args, service), "candidates": candidates, "level": args.level}
+        body = {**cli._model_fields(args, service), "candidates": candidates}
+        if args.level is not None:
+            body["level"] = None if args.level == "none" else args.level
         return service.post("/v1/predictions", body)
     from pydantic import ValidationError
 
@@ -165,8 +168,6 @@ def _predictions(args) -> dict[str, Any]:
         checked = [schemas.Candidate.model_validate(candidate) for candidate in candidates]
     except ValidationError as error:
         raise cli.UsageError(cli._validation_message(error)) from None
-    if not 0 < args.level < 1:
-        raise cli.UsageError(f"--level must lie in (0, 1), got {args.level}")
     if result is not None:
         model = Model.of_report(FitReport.from_json(result))
     else:  # --params: inline, no band
@@ -174,7 +175,9 @@ def _predictions(args) -> dict[str, Any]:
         model = predictions.inline_model(fields["law"], fields["params"], fields.get("warmup"))
     cli._configure_jax_cache()
     prefixes = [f"candidates[{j}]" for j in range(len(candidates))]
-    curves, bands = predictions.predict_curves(model, checked, prefixes, args.level)
+    curves, bands = predictions.predict_curves(
+        model, checked, prefixes, cli._band_level(args.level)
+    )
     return cli.json_safe_out(predictions.prediction_out(model, curves, bands, single=False))
 
 
@@ -183,23 +186,25 @@ def _fit_result(args) -> dict[str, Any] | None:
     for inline --params."""
     from losscast_cli import main as cli
 
-    given = [name for name in ("fit", "fit_id", "params", "runs") if getattr(args, name)]
-    if len(given) != 1:
-        raise cli.UsageError(
-            "give the fitted law by exactly one of --fit FILE, --fit-id ID (with --url), "
-            f"--law NAME --params JSON, or --runs CSV...; got {given or 'none'}"
-        )
+    cli._check_one_law_source(args)
     if args.fit_id:
         raise cli.UsageError("--fit-id needs --url (a fit stored in a service)")
     if args.fit:
-        stored = cli._json_file(args.fit, "--fit")
-        if not isinstance(stored, dict) or not isinstance(stored.get("result"), dict):
-            raise cli.UsageError(f"--fit: {args.fit} does not hold a fit (written by --out)")
-        return stored["result"]
+        return _fit_file(args.fit)["result"]
     if args.runs:
         fit, _ = cli._fit_runs(cli._read_runs(args.runs, args), args, None)
         return fit["result"]
     return None
+
+
+def _fit_file(path) -> dict[str, Any]:
+    """A fit written by ``losscast fit --out`` (its law, result and run ids)."""
+    from losscast_cli import main as cli
+
+    stored = cli._json_file(path, "--fit")
+    if not isinstance(stored, dict) or not isinstance(stored.get("result"), dict):
+        raise cli.UsageError(f"--fit: {path} does not hold a fit (written by --out)")
+    return stored
 
 
 def _cooldown_plan(args) -> dict[str, Any]:
