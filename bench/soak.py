@@ -159,6 +159,18 @@ def max_map_count() -> int:
         return 65_530
 
 
+def peaks_per_pass(values: list[float], passes: list[int]) -> dict[int, float]:
+    """The highest of ``values`` taken in each pass (``passes[i]`` is the pass of ``values[i]``).
+
+    >>> peaks_per_pass([10, 50, 100, 90], [0, 0, 1, 1])
+    {0: 50, 1: 100}
+    """
+    peaks: dict[int, float] = {}
+    for value, in_pass in zip(values, passes, strict=True):
+        peaks[in_pass] = max(value, peaks.get(in_pass, value))
+    return peaks
+
+
 def still_growing(values: list[float], passes: list[int], fraction: float = LEVEL_FRACTION) -> bool:
     """Whether ``values`` (samples taken in pass ``passes[i]``) still grow from pass to pass: the
     last pass's highest sample tops the previous pass's by more than ``fraction`` of it.
@@ -168,12 +180,10 @@ def still_growing(values: list[float], passes: list[int], fraction: float = LEVE
     >>> still_growing([10, 50, 100, 200, 300, 400], [0, 0, 1, 1, 2, 2])
     True
     """
-    last = max(passes, default=0)
+    peak = peaks_per_pass(values, passes)
+    last = max(peak, default=0)
     if last < 1:
         return False
-    peak = {
-        p: max(v for v, q in zip(values, passes, strict=True) if q == p) for p in (last - 1, last)
-    }
     return peak[last] - peak[last - 1] > fraction * peak[last - 1]
 
 
@@ -302,12 +312,10 @@ def judge(samples: list[dict], limit: int) -> dict:
         "rss_levelled": not still_growing(rss, passes),
         "mappings_under_limit": max(mappings, default=0) < MAP_COUNT_SHARE * limit,
     }
+    rss_peaks = peaks_per_pass(rss, passes)
     peaks = {
-        p: {
-            "mappings": max(m for m, q in zip(mappings, passes, strict=True) if q == p),
-            "rss_mib": round(max(r for r, q in zip(rss, passes, strict=True) if q == p)),
-        }
-        for p in sorted(set(passes))
+        p: {"mappings": peak, "rss_mib": round(rss_peaks[p])}
+        for p, peak in sorted(peaks_per_pass(mappings, passes).items())
     }
     return {
         **checks,
