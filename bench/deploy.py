@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import statistics
@@ -35,22 +34,10 @@ import httpx
 
 from app.auth import create_key
 from app.storage import Store
-from bench.server import ROOT, free_port, start_server
+from bench.server import free_port, mpl_run_body, start_server
 
-MPL = ROOT / "tests" / "data" / "mpl"
 FITTING_RUNS = ("cosine_24000", "constant_24000", "wsdcon_9")
 CURVE = "cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5"
-
-
-def _run_body(name: str) -> dict:
-    specs = json.loads((MPL / "schedules.json").read_text())
-    rows = [line.split(",") for line in (MPL / "25M" / f"{name}.csv").read_text().split()[1:]]
-    return {
-        "name": f"25M/{name}",
-        "metadata": {"model_size": "25M"},
-        "schedule": specs[name],
-        "points": {"step": [int(r[0]) for r in rows], "loss": [float(r[2]) for r in rows]},
-    }
 
 
 class Replicas:
@@ -114,7 +101,7 @@ async def _call(client, replicas, recorder, kind, method, path, began, **kwargs)
 
 async def _load(replicas, recorder, token, fit_id, runs, live_runs, duration, events):
     headers = {"Authorization": f"Bearer {token}"}
-    prediction = {"fit_id": fit_id, "schedule": _run_body("cosine_24000")["schedule"]}
+    prediction = {"fit_id": fit_id, "schedule": mpl_run_body("cosine_24000")["schedule"]}
     acknowledged: dict[str, list[int]] = {run_id: [] for run_id in live_runs}
     jobs: list[str] = []
     began = time.monotonic()
@@ -234,7 +221,7 @@ def main() -> None:
     headers = {"Authorization": f"Bearer {token}"}
     base = replicas.base(0)
     runs = [
-        httpx.post(f"{base}/v1/runs", json=_run_body(name), headers=headers, timeout=60).json()[
+        httpx.post(f"{base}/v1/runs", json=mpl_run_body(name), headers=headers, timeout=60).json()[
             "id"
         ]
         for name in FITTING_RUNS
@@ -243,14 +230,14 @@ def main() -> None:
     fit_id = fit.json()["id"]
     live_runs = {}
     for i in range(4):
-        body = _run_body("cosine_24000")
+        body = mpl_run_body("cosine_24000")
         body["name"] = f"live-{i}"
         body["points"] = {key: values[:20] for key, values in body["points"].items()}
         created = httpx.post(f"{base}/v1/runs", json=body, headers=headers, timeout=60).json()
         live_runs[created["id"]] = created["last_step"]
     for index in range(2):  # each replica compiles its prediction shapes before the clock starts
         for _ in range(2):
-            body = {"fit_id": fit_id, "schedule": _run_body("cosine_24000")["schedule"]}
+            body = {"fit_id": fit_id, "schedule": mpl_run_body("cosine_24000")["schedule"]}
             httpx.post(
                 f"{replicas.base(index)}/v1/predictions", headers=headers, timeout=600, json=body
             )

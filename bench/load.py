@@ -31,9 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 import httpx  # noqa: E402
 
-from bench.server import free_port, start_server  # noqa: E402
+from bench.server import MPL, free_port, mpl_run_body, start_server  # noqa: E402
 
-MPL = ROOT / "tests" / "data" / "mpl"
 FITTING_RUNS = ("cosine_24000", "constant_24000", "wsdcon_9")
 TARGET_P99_MS = 50.0
 
@@ -51,17 +50,6 @@ done = function(summary, latency, requests)
     latency:percentile(50), latency:percentile(99), latency.max))
 end
 """
-
-
-def _run_body(name: str) -> dict:
-    specs = json.loads((MPL / "schedules.json").read_text())
-    rows = [line.split(",") for line in (MPL / "25M" / f"{name}.csv").read_text().split()[1:]]
-    return {
-        "name": f"25M/{name}",
-        "metadata": {"model_size": "25M"},
-        "schedule": specs[name],
-        "points": {"step": [int(r[0]) for r in rows], "loss": [float(r[2]) for r in rows]},
-    }
 
 
 def _start_server(folder: Path, port: int) -> tuple[subprocess.Popen, float]:
@@ -155,7 +143,7 @@ def main() -> int:
             with httpx.Client(base_url=base, timeout=120) as http:
                 warm = http.get("/v1/status").json()
                 run_ids = [
-                    http.post("/v1/runs", json=_run_body(n)).json()["id"] for n in FITTING_RUNS
+                    http.post("/v1/runs", json=mpl_run_body(n)).json()["id"] for n in FITTING_RUNS
                 ]
                 fit = http.post("/v1/fits", json={"run_ids": run_ids}).json()
                 specs = json.loads((MPL / "schedules.json").read_text())

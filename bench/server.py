@@ -1,10 +1,12 @@
 """A real ``uvicorn app.main:app`` for the benchmarks that measure the service over HTTP
-(``bench/load.py``, ``bench/soak.py``): a free port on 127.0.0.1, a throw-away SQLite database in
-the caller's folder, started and waited for until ``/healthz`` answers 200.
+(``bench/load.py``, ``bench/soak.py``, ``bench/deploy.py``): a free port on 127.0.0.1, a
+throw-away SQLite database in the caller's folder, started and waited for until ``/healthz``
+answers 200; and the real runs they post (:func:`mpl_run_body`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,6 +19,19 @@ from typing import IO
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+MPL = ROOT / "tests" / "data" / "mpl"  # the MPL curves the tests carry (with their NOTICE)
+
+
+def mpl_run_body(name: str) -> dict:
+    """``POST /v1/runs``'s body for the 25M MPL curve ``name``, with its schedule spec."""
+    specs = json.loads((MPL / "schedules.json").read_text())
+    rows = [line.split(",") for line in (MPL / "25M" / f"{name}.csv").read_text().split()[1:]]
+    return {
+        "name": f"25M/{name}",
+        "metadata": {"model_size": "25M"},
+        "schedule": specs[name],
+        "points": {"step": [int(r[0]) for r in rows], "loss": [float(r[2]) for r in rows]},
+    }
 
 
 def free_port() -> int:
