@@ -4,6 +4,7 @@ curves as request bodies."""
 
 from __future__ import annotations
 
+import os
 import time
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,26 @@ MPL = DATA
 FITTING_RUNS = FITTING
 HELD_OUT_RUNS = HELD_OUT
 mpl_specs = schedule_specs
+
+#: The test PostgreSQL database (.ci/run starts a server and sets it), or None: its cases skip.
+POSTGRES_URL = os.environ.get("LOSSCAST_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=pytest.mark.skipif(not POSTGRES_URL, reason="LOSSCAST_TEST_POSTGRES_URL unset"),
+        ),
+    ]
+)
+def database_url(request, tmp_path) -> str:
+    """Each storage backend in turn: a SQLite file in a folder not yet made, then the test
+    PostgreSQL database (shared: a test drops and creates its schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'var' / 'losscast.db'}"
+    return POSTGRES_URL
 
 
 @cache

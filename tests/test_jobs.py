@@ -26,23 +26,10 @@ from app.settings import Settings
 from app.storage import FitRunSnapshot, NewFit, NewRun, Store
 from tests.test_observability import scrape, value
 
-POSTGRES_URL = os.environ.get("LOSSCAST_TEST_POSTGRES_URL")
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(not POSTGRES_URL, reason="LOSSCAST_TEST_POSTGRES_URL unset"),
-    ),
-]
 
-
-def _url(backend: str, tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'jobs.db'}" if backend == "sqlite" else POSTGRES_URL
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request, tmp_path):
-    store = Store(_url(request.param, tmp_path))
+@pytest.fixture
+def store(database_url):
+    store = Store(database_url)
     store.drop_schema()
     store.create_schema()
     yield store
@@ -203,10 +190,10 @@ def _worker_process(url: str, cache: str, name: str, *extra: str) -> subprocess.
     )
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(backend, tmp_path, jax_cache_dir):
-    url = _url(backend, tmp_path)
-    store = Store(url)
+def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(
+    database_url, tmp_path, jax_cache_dir
+):
+    store = Store(database_url)
     store.drop_schema()
     store.create_schema()
     records = store.get_runs(
@@ -227,7 +214,7 @@ def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(backend, tmp_p
         ]
     )
     job = store.enqueue_job("fit", {"run_ids": [records[0].id], "law": "lr_annealing"})
-    doomed = _worker_process(url, str(jax_cache_dir), "doomed")
+    doomed = _worker_process(database_url, str(jax_cache_dir), "doomed")
     survivor = None
     try:
         deadline = time.monotonic() + 120
@@ -241,7 +228,7 @@ def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(backend, tmp_p
         assert held.status == "running"  # nobody finished it
         while datetime.now(UTC) <= held.lease_expires_at:  # the doomed worker's lease runs out
             time.sleep(0.1)
-        survivor = _worker_process(url, str(jax_cache_dir), "survivor", "--once")
+        survivor = _worker_process(database_url, str(jax_cache_dir), "survivor", "--once")
         assert survivor.wait(300) == 0
         ended = store.get_job(job.id)
         assert (ended.status, ended.worker, ended.attempts) == ("done", "survivor", 2)

@@ -5,8 +5,6 @@ upgraded with its data intact; ``losscast db upgrade`` does the same from the co
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 from alembic import command
@@ -30,23 +28,13 @@ from app.storage import (
 )
 from losscast_cli.main import main
 
-POSTGRES_URL = os.environ.get("LOSSCAST_TEST_POSTGRES_URL")
 #: The tables that shipped before migrations (schema version 2).
 SHIPPED_TABLES = [RunRow.__table__, FitRow.__table__, FitRunRow.__table__]
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="LOSSCAST_TEST_POSTGRES_URL unset"),
-        ),
-    ]
-)
-def empty_store(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'losscast.db'}" if request.param == "sqlite" else POSTGRES_URL
-    store = Store(url)
+@pytest.fixture
+def empty_store(database_url):
+    store = Store(database_url)
     store.drop_schema()
     yield store
     store.drop_schema()

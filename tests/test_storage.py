@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 
@@ -14,28 +13,14 @@ from sqlalchemy import text
 from app.errors import Conflict, NotFound
 from app.storage import FitRunSnapshot, NewFit, NewRun, PointsUpdate, Store
 
-POSTGRES_URL = os.environ.get("LOSSCAST_TEST_POSTGRES_URL")
 
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="LOSSCAST_TEST_POSTGRES_URL unset"),
-        ),
-    ]
-)
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp_path / 'var' / 'losscast.db'}")
-    else:
-        store = Store(POSTGRES_URL)
-        store.drop_schema()
+@pytest.fixture
+def store(database_url):
+    store = Store(database_url)
+    store.drop_schema()
     store.create_schema()
     yield store
-    if request.param == "postgresql":
-        store.drop_schema()
+    store.drop_schema()
     store.close()
 
 
