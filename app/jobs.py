@@ -20,6 +20,8 @@ runs one local worker inside the server.
 - A fit that fails on its input (``InvalidInput``, a run deleted meanwhile) fails the job with
   the error body's item (``loc``, ``msg``, ``type``); it is not retried. One that meets an
   unreachable database is left as it is, to be retried when its lease has run out.
+- A synchronous fit that outlasts its request's time limit (:class:`SyncFit`) becomes a job
+  that is running already, in the web process that fits it, under the same lease rules.
 """
 
 from __future__ import annotations
@@ -28,21 +30,24 @@ import logging
 import os
 import socket
 import threading
-import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from app import schemas
 from app.errors import Conflict, InputError, NotFound, database_unavailable, location
 from app.metrics import timed_fit
 from app.services.fits import check_fit_request, new_fit
-from app.storage import FitRecord, JobRecord, Store
+from app.storage import FitRecord, JobRecord, NewFit, Store
 from fitting.errors import InvalidInput
 
 logger = logging.getLogger("losscast.jobs")
 
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
+#: The ``Retry-After`` of a 202: seconds a client waits before it polls the job.
+POLL_AFTER_SECONDS = 2
 
 
 def submit_fit(store: Store, body: schemas.FitCreate) -> JobRecord:
@@ -109,41 +114,57 @@ class Worker:
     def process(self, job: JobRecord) -> FitRecord | None:
         """Run the claimed ``job`` to its end: the stored fit, or None (failed, or lost to
         another worker)."""
-        stop = threading.Event()
-        heartbeat = threading.Thread(
-            target=self._heartbeat, args=(job.id, stop), name=f"lease-{job.id}", daemon=True
-        )
-        heartbeat.start()
-        started = time.perf_counter()
+        release = self.hold_lease(job.id)
         try:
             body = schemas.FitCreate.model_validate(job.request)
-            fit = timed_fit(new_fit, self.store, body)
-        except (InvalidInput, NotFound, Conflict) as error:
-            self.store.fail_job(job.id, self.name, _error_item(error))
-            logger.info("job %s failed on its input: %s", job.id, error)
-            return None
+            outcome: NewFit | Exception = timed_fit(new_fit, self.store, body)
         except Exception as error:
-            if database_unavailable(error):  # not the job's fault: its lease runs out, and retry
+            outcome = error
+        finally:
+            release()
+        return self.settle(job, outcome)
+
+    def hold_lease(self, job_id: str) -> Callable[[], None]:
+        """Renew the lease on ``job_id`` every third of it, in a thread, until the function
+        returned is called."""
+        stop = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(job_id, stop), name=f"lease-{job_id}", daemon=True
+        )
+        heartbeat.start()
+
+        def release() -> None:
+            stop.set()
+            heartbeat.join()
+
+        return release
+
+    def settle(self, job: JobRecord, outcome: NewFit | Exception) -> FitRecord | None:
+        """End ``job`` (this worker's, running) with its fit, stored, or with the error its fit
+        raised; the stored fit, or None."""
+        if isinstance(outcome, (InvalidInput, NotFound, Conflict)):
+            self.store.fail_job(job.id, self.name, _error_item(outcome))
+            logger.info("job %s failed on its input: %s", job.id, outcome)
+            return None
+        if isinstance(outcome, Exception):
+            if database_unavailable(outcome):  # not the job's fault: its lease runs out, and retry
                 logger.warning(
-                    "job %s: database unavailable, left to be retried: %s", job.id, error
+                    "job %s: database unavailable, left to be retried: %s", job.id, outcome
                 )
                 return None
-            logger.exception("job %s: unexpected error", job.id)  # a bug: the job says so
+            logger.error("job %s: unexpected error", job.id, exc_info=outcome)  # a bug: say so
             item = {
                 "loc": [],
-                "msg": f"internal error: {type(error).__name__}",
+                "msg": f"internal error: {type(outcome).__name__}",
                 "type": "internal_error",
             }
             self.store.fail_job(job.id, self.name, item)
             return None
-        finally:
-            stop.set()
-            heartbeat.join()
-        stored = self.store.complete_job(job.id, self.name, fit)
-        took = time.perf_counter() - started
+        stored = self.store.complete_job(job.id, self.name, outcome)
         if stored is None:
             logger.warning("job %s was taken over by another worker; its fit is not stored", job.id)
         else:
+            took = (datetime.now(UTC) - (job.started_at or job.created_at)).total_seconds()
             logger.info("job %s done in %.1f s: fit %s", job.id, took, stored.id)
         return stored
 
@@ -168,6 +189,63 @@ class Worker:
                 ran = None
             if ran is None:
                 stop.wait(poll)
+
+
+class SyncFit:
+    """A fit on the request path (``POST /v1/fits`` without ``Prefer: respond-async``) that
+    becomes a job when it outlasts the request's time limit (``LOSSCAST_SYNC_FIT_SECONDS``).
+
+    :meth:`run` fits in the compute pool's fit thread. If the request gives up waiting first,
+    :meth:`hand_over` records the fit as a job that is already running, under this process's
+    lease (``worker``), and the client is answered 202 with it. The fit goes on where it runs;
+    its end then stores it with the job (:meth:`Worker.settle`), exactly as a worker would. If
+    this process dies first, the lease runs out and a worker fits the job again. One lock
+    decides, once, which of the two ways the fit is stored: by the request (no job) or by the
+    job.
+    """
+
+    def __init__(self, worker: Worker, body: schemas.FitCreate):
+        self.worker = worker
+        self.body = body
+        self._lock = threading.Lock()
+        self._finished = False
+        self._started_at: datetime | None = None
+        self._job: JobRecord | None = None
+        self._release: Callable[[], None] = lambda: None
+
+    def run(self) -> FitRecord | None:
+        """Fit and store; the fit, or None if it was handed over (its job stored it). Before a
+        hand-over, what the fit raises is raised (the request answers it)."""
+        self._started_at = datetime.now(UTC)
+        store = self.worker.store
+        try:
+            outcome: NewFit | Exception = timed_fit(new_fit, store, self.body, task="fit_runs")
+        except Exception as error:
+            outcome = error
+        with self._lock:
+            self._finished = True
+            job = self._job
+            if job is None:
+                if isinstance(outcome, Exception):
+                    raise outcome
+                return store.create_fit(outcome)
+        self._release()
+        self.worker.settle(job, outcome)
+        return None
+
+    def hand_over(self) -> JobRecord | None:
+        """The job the fit now ends as (running, under this process's lease), or None when the
+        fit has ended meanwhile (the request answers it as usual)."""
+        with self._lock:
+            if self._finished:
+                return None
+            worker = self.worker
+            request = self.body.model_dump(mode="json")
+            self._job = worker.store.start_job(
+                "fit", request, worker.name, worker.lease, started_at=self._started_at
+            )
+            self._release = worker.hold_lease(self._job.id)
+            return self._job
 
 
 async def run_local_worker(worker: Worker, fit_limiter, poll: float) -> None:

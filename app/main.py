@@ -157,6 +157,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     logger.info("losscast %s on %s database", __version__, store.backend)
     try:
         async with anyio.create_task_group() as tasks:
+            app.state.compute.background = tasks  # fits past their request's time limit
             if settings.warmup:
                 tasks.start_soon(_warm_up, app)
             tasks.start_soon(app.state.refits.run_forever)

@@ -26,6 +26,11 @@
   ``LOSSCAST_JOB_LEASE`` (``30``): seconds a worker holds a job without renewing it before
   another may take it over; ``LOSSCAST_JOB_POLL`` (``1``): seconds between polls of an empty
   queue.
+- ``LOSSCAST_SYNC_FIT_SECONDS`` (``20``): the longest a synchronous ``POST /v1/fits`` (without
+  ``Prefer: respond-async``) keeps the client waiting; a fit still running then is answered
+  202 with its job (``Location``, ``Retry-After``) and ends as that job, in the same process
+  (``app.jobs.SyncFit``). 20 s stays under the 30-60 s at which clients and proxies commonly
+  give up on a request; a small fit takes well under a second once compiled.
 - ``LOSSCAST_REFIT`` (``1``): appending points to a run in a group, or to one fitted before,
   schedules a background refit (``app/refits.py``); ``0`` turns that off.
 - ``LOSSCAST_REFIT_DELAY`` (``10``): seconds a run must be quiet (no appends) before its refit;
@@ -114,6 +119,7 @@ class Settings(BaseSettings):
     local_worker: bool | None = _variable("LOSSCAST_LOCAL_WORKER", None)
     job_lease: float = _variable("LOSSCAST_JOB_LEASE", 30.0, gt=0)
     job_poll: float = _variable("LOSSCAST_JOB_POLL", 1.0, gt=0)
+    sync_fit_seconds: float = _variable("LOSSCAST_SYNC_FIT_SECONDS", 20.0, gt=0)
     refit: bool = _variable("LOSSCAST_REFIT", True)
     refit_delay: int = _variable("LOSSCAST_REFIT_DELAY", 10, ge=0)
     refit_max_wait: int = _variable("LOSSCAST_REFIT_MAX_WAIT", 120, ge=0)
@@ -140,6 +146,7 @@ class Settings(BaseSettings):
         "local_worker",
         "job_lease",
         "job_poll",
+        "sync_fit_seconds",
         "refit_delay",
         "refit_max_wait",
         "refit_max_pending",

@@ -808,6 +808,33 @@ class Store:
             session.add(row)
         return _job_record(row)
 
+    def start_job(
+        self,
+        kind: str,
+        request: dict,
+        worker: str,
+        lease_seconds: float,
+        started_at: datetime | None = None,
+    ) -> JobRecord:
+        """A job that is running already, under ``worker``'s lease (a synchronous fit past its
+        time limit, ``app.jobs.SyncFit``): claimed once, as if a worker had queued and claimed
+        it at once; another worker claims it again only if the lease runs out."""
+        now = _now()
+        row = JobRow(
+            id=new_id("job"),
+            kind=kind,
+            status="running",
+            request=json_safe(request),
+            attempts=1,
+            worker=worker,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            created_at=started_at or now,  # the fit began with its request
+            started_at=started_at or now,
+        )
+        with self._sessions.begin() as session:
+            session.add(row)
+        return _job_record(row)
+
     def get_job(self, job_id: str) -> JobRecord:
         with self._sessions() as session:
             row = _found(session, JobRow, job_id, "job")

@@ -216,9 +216,20 @@ class Client:
     def fit(
         self, run_ids: Sequence[str], *, law: str = "auto", with_group: bool = False, **options
     ):
-        """``POST /v1/fits`` of these runs (``with_group``: with their groups' other runs)."""
+        """``POST /v1/fits`` of these runs (``with_group``: with their groups' other runs). A fit
+        that outlasts the service's time limit is answered 202 with a job: this polls it and
+        returns the fit once the job is done (:class:`LosscastError` if it failed)."""
         body = {"run_ids": list(run_ids), "law": law, "with_group": with_group, **options}
-        return self.request("POST", "/v1/fits", json=body)
+        answer = self.request("POST", "/v1/fits", json=body)
+        while answer.get("kind") == "fit" and answer.get("status") in ("queued", "running"):
+            time.sleep(1.0)
+            answer = self.request("GET", f"/v1/jobs/{answer['id']}")
+            if answer["status"] == "failed":
+                error = answer.get("error") or {}
+                raise LosscastError(f"fit job {answer['id']} failed: {error.get('msg')}")
+            if answer["status"] == "done":
+                return self.request("GET", answer["result"])
+        return answer
 
     def latest_fit(self, run_id: str) -> dict[str, Any] | None:
         page = self.request("GET", "/v1/fits", params={"run_id": run_id, "limit": 1})

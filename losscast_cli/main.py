@@ -359,7 +359,24 @@ class Service:
             except ValueError:
                 detail = response.text
             raise UsageError(f"{method} {path}: {response.status_code} {_detail(detail)}")
+        if response.status_code == 202 and "location" in response.headers:
+            return self._job_result(path, response)
         return response.json()
+
+    def _job_result(self, path: str, accepted) -> dict[str, Any]:
+        """What a 202's job made (a fit past the service's time limit goes on as a job),
+        polled at its ``Location`` every ``Retry-After`` seconds."""
+        import time
+
+        location, wait = accepted.headers["location"], float(accepted.headers.get("retry-after", 1))
+        while True:
+            time.sleep(wait)
+            job = self._call("GET", location, None)
+            if job["status"] == "done":
+                return self._call("GET", job["result"], None)
+            if job["status"] == "failed":
+                error = job.get("error") or {}
+                raise UsageError(f"POST {path}: the job {job['id']} failed: {error.get('msg')}")
 
 
 def _detail(detail: Any) -> str:

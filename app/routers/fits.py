@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
@@ -15,6 +16,7 @@ from app.settings import Settings
 from app.storage import Store
 
 router = APIRouter(prefix="/v1/fits", tags=["fits"])
+logger = logging.getLogger("losscast")
 
 StoreDep = Annotated[Store, Depends(get_store)]
 ComputeDep = Annotated[Compute, Depends(get_compute)]
@@ -62,7 +64,18 @@ FIT_LINKS = {
         201: {"links": FIT_LINKS},
         202: {
             "model": schemas.JobOut,
-            "description": "queued as a job (Prefer: respond-async); Location polls it",
+            "description": (
+                "queued as a job (Prefer: respond-async), or a fit that outlasted the time "
+                "limit (LOSSCAST_SYNC_FIT_SECONDS) and goes on as a running job; Location "
+                "polls it"
+            ),
+            "headers": {
+                "Location": {"description": "the job: /v1/jobs/{id}", "schema": {"type": "string"}},
+                "Retry-After": {
+                    "description": "seconds to wait before polling it",
+                    "schema": {"type": "integer"},
+                },
+            },
         },
         **schemas.error_responses(
             404, 413, 422, 503, e404="no such run", e422="bad options, or the fit failed"
@@ -73,6 +86,7 @@ async def create_fit(
     body: schemas.FitCreate,
     store: StoreDep,
     compute: ComputeDep,
+    settings: Annotated[Settings, Depends(get_settings)],
     response: Response,
     prefer: Annotated[
         str | None,
@@ -84,7 +98,9 @@ async def create_fit(
 
     With ``Prefer: respond-async`` the fit is queued for a worker (``losscast worker``; on the
     embedded SQLite database the server runs one itself) and the answer is a 202 with the job,
-    whose ``Location`` is polled until ``done``.
+    whose ``Location`` is polled until ``done``. Without it the fit runs in the request, for at
+    most ``LOSSCAST_SYNC_FIT_SECONDS`` (20 s): a fit still running then is answered the same
+    way (202, its job ``running``) and stored by that job when it ends, once.
 
     ``law: "auto"`` cross-validates every registered law and fits the best (``selection``
     says why). Unless ``intervals`` is false, the law is cross-validated and the fit stores
@@ -93,13 +109,33 @@ async def create_fit(
     The cross-validation fits run in the same worker call, so fits stay one at a time."""
     if prefer and "respond-async" in prefer.lower():
         job = await in_thread(jobs.submit_fit, store, body)
-        headers = {"Location": f"/v1/jobs/{job.id}", "Preference-Applied": "respond-async"}
-        return JSONResponse(
-            jsonable_encoder(schemas.JobOut(**jobs.job_out(job))), status_code=202, headers=headers
-        )
-    fit = await compute.run_fit(fits.fit_runs, store, body)
+        return _job_accepted(job, {"Preference-Applied": "respond-async"})
+    worker = jobs.Worker(store, f"api:{jobs.worker_name()}", lease=settings.job_lease)
+    sync_fit = jobs.SyncFit(worker, body)
+    started = await compute.start_fit(sync_fit.run)
+    if not await started.wait(settings.sync_fit_seconds):
+        try:
+            job = await in_thread(sync_fit.hand_over)
+        except Exception:  # no job without the database: the client waits for the fit instead
+            logger.exception("a fit past its time limit could not become a job")
+            job = None
+        if job is not None:
+            return _job_accepted(job)
+        await started.wait()
+    fit = started.result()
     response.headers["Location"] = f"/v1/fits/{fit.id}"
     return fits.fit_out(fit)
+
+
+def _job_accepted(job, headers: dict[str, str] | None = None) -> JSONResponse:
+    """202 with the job, where to poll it and when."""
+    headers = {
+        "Location": f"/v1/jobs/{job.id}",
+        "Retry-After": str(jobs.POLL_AFTER_SECONDS),
+        **(headers or {}),
+    }
+    body = jsonable_encoder(schemas.JobOut(**jobs.job_out(job)))
+    return JSONResponse(body, status_code=202, headers=headers)
 
 
 @router.get("", response_model=schemas.FitPage, responses=schemas.error_responses(422, 503))

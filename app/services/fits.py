@@ -2,9 +2,10 @@
 policy of :mod:`app.policy`, stored with a snapshot of what it saw), and a fit's JSON for
 ``/v1/fits``.
 
-No HTTP and no SQL here: routers call these (``fit_runs`` through the compute pool's fit
-limiter), the store keeps what they return. The stored fit is a :class:`~app.domain.FitReport`'s
-JSON, read back only through :meth:`~app.domain.FitReport.from_json`.
+No HTTP and no SQL here: routers and jobs call these (``new_fit`` through the compute pool's
+fit limiter, ``app.jobs``), the store keeps what they return. The stored fit is a
+:class:`~app.domain.FitReport`'s JSON, read back only through
+:meth:`~app.domain.FitReport.from_json`.
 """
 
 from __future__ import annotations
@@ -44,13 +45,6 @@ def fit_run_ids(store: Store, run_ids: Sequence[str], with_group: bool) -> list[
     return chosen
 
 
-def fit_runs(store: Store, body: schemas.FitCreate) -> FitRecord:
-    """Fit ``body.law`` (or choose one, ``auto``) to the runs as they are now, cross-validate it
-    for its prediction intervals unless ``body.intervals`` is false; store the result with what
-    it saw. Every fit here runs in the caller's thread: the router holds the fit limiter."""
-    return store.create_fit(new_fit(store, body))
-
-
 def check_fit_request(store: Store, body: schemas.FitCreate) -> None:
     """What :func:`new_fit` would refuse at once (a law not registered, a run twice, a run not
     stored), checked before a fit is queued as a job."""
@@ -62,7 +56,10 @@ def check_fit_request(store: Store, body: schemas.FitCreate) -> None:
 
 
 def new_fit(store: Store, body: schemas.FitCreate) -> NewFit:
-    """The fit of :func:`fit_runs`, not stored (a job's worker stores it with the job's end)."""
+    """Fit ``body.law`` (or choose one, ``auto``) to the runs as they are now, cross-validate it
+    for its prediction intervals unless ``body.intervals`` is false: the fit with what it saw,
+    not stored yet (the request or the job that asked for it stores it, ``app.jobs``). It runs
+    in the caller's thread, which holds the fit limiter in a web process."""
     if body.law != schemas.AUTO:
         law_named(body.law)
     if len(set(body.run_ids)) != len(body.run_ids):
