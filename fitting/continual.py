@@ -29,11 +29,15 @@ history index ``k - 1``; the continuation's update ``s = 1 .. T`` is history ind
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import numpy as np
 
 from fitting.errors import InvalidInput
-from fitting.fit import Run
+
+if TYPE_CHECKING:  # imported where used: fitting.fit imports the laws, and fitting.laws.cpt us
+    from fitting.fit import Run
 
 DOMAINS = ("old", "new")
 
@@ -110,6 +114,8 @@ def continual_run(
       domain: "old" (the base run's data) or "new" (the continuation's).
       replay: share of old-domain data in each continuation batch, in ``[0, 1)``.
     """
+    from fitting.fit import Run
+
     base_lr = np.asarray(base_lr, dtype=np.float64)
     index = history_index(base_lr.size, steps, continuation=np.size(lr) > 0)
     if index.size and index.min() < 0:

@@ -26,6 +26,8 @@ from fitting.metrics import curve_metrics
 #: forecast moves as the run goes on, and the held-out errors cover two horizons.
 HOLDOUT_FRACTIONS = (0.2, 0.4)
 SINGLE_RUN_SCHEME = "rolling-origin-last-20%-and-40%-of-steps"
+#: Folds that hold out one group of runs each (e.g. a branch's curves on both domains).
+GROUP_SCHEME = "leave-one-group-out"
 
 
 @dataclass
@@ -53,10 +55,23 @@ class Validation:
         return {"law": self.law, "scheme": self.scheme, "pred_e": self.pred_e, "folds": self.folds}
 
 
-def _splits(runs: Sequence[Run]) -> tuple[str, list[tuple[list[Run], Run]]]:
+def _splits(
+    runs: Sequence[Run], groups: Sequence[str] | None = None
+) -> tuple[str, list[tuple[list[Run], list[Run]]]]:
+    if groups is not None and len(set(groups)) >= 2:
+        if len(groups) != len(runs):
+            raise InvalidInput(f"groups must name one group per run, got {len(groups)}")
+        labels = list(dict.fromkeys(groups))
+        return GROUP_SCHEME, [
+            (
+                [r for r, g in zip(runs, groups, strict=True) if g != label],
+                [r for r, g in zip(runs, groups, strict=True) if g == label],
+            )
+            for label in labels
+        ]
     if len(runs) >= 2:
         return "leave-one-run-out", [
-            ([r for j, r in enumerate(runs) if j != i], runs[i]) for i in range(len(runs))
+            ([r for j, r in enumerate(runs) if j != i], [runs[i]]) for i in range(len(runs))
         ]
     (run,) = runs
     first, last = int(run.steps[0]), int(run.steps[-1])
@@ -72,42 +87,58 @@ def _splits(runs: Sequence[Run]) -> tuple[str, list[tuple[list[Run], Run]]]:
         splits.append(
             (
                 [Run(run.lr, run.steps[early], run.loss[early], run.name)],
-                Run(run.lr, run.steps[late], run.loss[late], run.name),
+                [Run(run.lr, run.steps[late], run.loss[late], run.name)],
             )
         )
     return SINGLE_RUN_SCHEME, splits
 
 
-def cross_validate(law: Law, runs: Sequence[Run], **fit_options) -> Validation:
+def cross_validate(
+    law: Law, runs: Sequence[Run], groups: Sequence[str] | None = None, **fit_options
+) -> Validation:
     """Held-out error of ``law`` on ``runs`` (see module docstring); ``fit_options`` go to
-    :func:`fitting.fit.fit_law`."""
-    scheme, splits = _splits(runs)
+    :func:`fitting.fit.fit_law`. With ``groups`` (a label per run, at least two distinct), each
+    fold holds out every run of one group (:data:`GROUP_SCHEME`: the curves of one phase on
+    several domains go together, and there are fewer folds); the held-out error is then the
+    mean over held-out runs."""
+    scheme, splits = _splits(runs, groups)
     folds, residuals, errors, fold_params = [], [], [], []
-    for training, held_out in splits:
+    for training, held_out_runs in splits:
         try:
             # Padded like all the runs: every fold reuses the full fit's compiled kernels.
             result = fit_law(law, training, like=runs, **fit_options)
         except InvalidInput as problem:  # e.g. min_step leaves a training run empty
-            folds.append({"held_out": held_out.name, "error": str(problem)})
+            for held_out in held_out_runs:
+                folds.append({"held_out": held_out.name, "error": str(problem)})
             continue
-        keep = held_out.steps >= result.min_step
-        if not keep.any():
+        kept = [held_out.steps >= result.min_step for held_out in held_out_runs]
+        if not any(keep.any() for keep in kept):
             continue
         # Padded like all the runs: the shape of the full fit's own metrics prediction.
-        predicted = predict_runs(law, result.params, [held_out], result.warmup, like=runs)[0][keep]
-        metrics = curve_metrics(predicted, held_out.loss[keep])
-        folds.append({"held_out": held_out.name, "converged": result.converged, **metrics})
-        residuals.append(np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, LOSS_FLOOR)))
-        errors.append(metrics["pred_e"])
+        predictions = predict_runs(law, result.params, held_out_runs, result.warmup, like=runs)
+        for held_out, keep, predicted in zip(held_out_runs, kept, predictions, strict=True):
+            if not keep.any():
+                continue
+            predicted = predicted[keep]
+            metrics = curve_metrics(predicted, held_out.loss[keep])
+            folds.append({"held_out": held_out.name, "converged": result.converged, **metrics})
+            residuals.append(
+                np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, LOSS_FLOOR))
+            )
+            errors.append(metrics["pred_e"])
         fold_params.append(result.params)
     pred_e = float(np.mean(errors)) if errors else float("inf")
     return Validation(law.name, scheme, pred_e, folds, residuals, fold_params)
 
 
 def choose_law(
-    runs: Sequence[Run], laws: Iterable[Law] | None = None, **fit_options
+    runs: Sequence[Run],
+    laws: Iterable[Law] | None = None,
+    groups: Sequence[str] | None = None,
+    **fit_options,
 ) -> tuple[FitResult, Validation, list[Validation]]:
-    """Cross-validate every law, fit the best one to all runs.
+    """Cross-validate every law (of :data:`LAWS` by default; ``groups`` as for
+    :func:`cross_validate`), fit the best one to all runs.
 
     Returns:
       ``(fit of the chosen law on all runs, its validation, every law's validation)``.
@@ -115,6 +146,6 @@ def choose_law(
     candidates = list(LAWS.values() if laws is None else laws)
     if not candidates:
         raise InvalidInput("choose_law needs at least one law")
-    validations = [cross_validate(law, runs, **fit_options) for law in candidates]
+    validations = [cross_validate(law, runs, groups, **fit_options) for law in candidates]
     best = int(np.argmin([v.pred_e for v in validations]))
     return fit_law(candidates[best], runs, **fit_options), validations[best], validations

@@ -3,7 +3,8 @@
 A law is its name, its parameters (bounds, the coordinate the fitter works in, starting values,
 whether it enters the prediction linearly) and one pure ``predict`` function. The fitter, the
 uncertainty code, the planner and the API work on any law through this record only. Adding a law
-is one new module here and one line in :data:`LAWS`.
+is one new module here and one line in :data:`LAWS` (or, for a law of runs that continue runs,
+:data:`CONTINUAL_LAWS`).
 """
 
 from __future__ import annotations
@@ -122,12 +123,29 @@ def natural_bounds(law: Law) -> np.ndarray:
 from fitting.laws.lr_annealing import LR_ANNEALING  # noqa: E402  (the registry needs Law first)
 from fitting.laws.multi_power import MULTI_POWER  # noqa: E402
 
+#: The laws of a run's schedule: ``auto`` compares them, a band counts their disagreement, the
+#: planner's schedule searches run under any of them.
 LAWS: dict[str, Law] = {law.name: law for law in (LR_ANNEALING, MULTI_POWER)}
+
+from fitting.laws.cpt import CPT  # noqa: E402  (it imports fitting.continual, which needs Law)
+
+#: The laws of continual pre-training histories (:mod:`fitting.continual`): their runs are a base
+#: run's rates then a continuation's, interleaved with the share of each batch from the curve's
+#: domain, so they never meet the schedule laws of :data:`LAWS` (``auto`` fits one of these only
+#: to runs that continue runs, and the schedule searches of :mod:`fitting.plan` do not take them).
+CONTINUAL_LAWS: dict[str, Law] = {law.name: law for law in (CPT,)}
 
 
 def get_law(name: str) -> Law:
-    """The registered law called ``name``; InvalidInput listing the known ones otherwise."""
+    """The registered law called ``name`` (of :data:`LAWS` or :data:`CONTINUAL_LAWS`);
+    InvalidInput listing the known ones otherwise."""
     try:
-        return LAWS[name]
+        return LAWS.get(name) or CONTINUAL_LAWS[name]
     except KeyError:
-        raise InvalidInput(f"unknown law {name!r}; known laws: {sorted(LAWS)}") from None
+        known = sorted([*LAWS, *CONTINUAL_LAWS])
+        raise InvalidInput(f"unknown law {name!r}; known laws: {known}") from None
+
+
+def is_continual(law: Law | str) -> bool:
+    """Whether ``law`` (a record or a name) reads continual histories, not schedules."""
+    return (law if isinstance(law, str) else law.name) in CONTINUAL_LAWS

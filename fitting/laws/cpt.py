@@ -61,10 +61,11 @@ five tinycpt branches, :mod:`bench.cpt`):
 ``lr_annealing`` with ``(L0_d, A_d, alpha_d, C_d, decay)`` (warmup "include"); on the new domain
 it is the base's curve on the new data.
 
-Not registered in :data:`fitting.laws.LAWS`: its runs are history arrays, which ``auto``, the
-other-laws term of the bands and the planner's law-agnostic searches would feed to the other
-laws as schedules (and theirs to it). A registry of its own, and the API's ``continues`` /
-``domain`` / ``replay`` fields that build the histories, are for the application layer.
+Registered in :data:`fitting.laws.CONTINUAL_LAWS`, not :data:`fitting.laws.LAWS`: its runs are
+history arrays, which ``auto``'s comparison, the other-laws term of the bands and the planner's
+law-agnostic searches would feed to the other laws as schedules (and theirs to it). The service
+builds the histories from its runs' ``continues`` / ``domain`` / ``replay`` fields
+(``app/services/continual.py``).
 """
 
 from __future__ import annotations
