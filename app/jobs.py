@@ -20,12 +20,15 @@ runs one local worker inside the server.
 - A fit that fails on its input (``InvalidInput``, a run deleted meanwhile) fails the job with
   the error body's item (``loc``, ``msg``, ``type``); it is not retried. One that meets an
   unreachable database is left as it is, to be retried when its lease has run out.
+- While it fits, a worker records the stage its fit is in (the job's ``progress``,
+  :data:`app.policy.FIT_STAGES`), only while the job is its own.
 - A synchronous fit that outlasts its request's time limit (:class:`SyncFit`) becomes a job
   that is running already, in the web process that fits it, under the same lease rules.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -69,6 +72,7 @@ def job_out(job: JobRecord) -> dict[str, Any]:
         "fit_id": job.fit_id,
         "result": f"/v1/fits/{job.fit_id}" if job.fit_id else None,
         "error": job.error,
+        "progress": job.progress,
     }
 
 
@@ -117,12 +121,20 @@ class Worker:
         release = self.hold_lease(job.id)
         try:
             body = schemas.FitCreate.model_validate(job.request)
-            outcome: NewFit | Exception = timed_fit(new_fit, self.store, body)
+            report = functools.partial(self.report_progress, job.id)
+            outcome: NewFit | Exception = timed_fit(new_fit, self.store, body, report)
         except Exception as error:
             outcome = error
         finally:
             release()
         return self.settle(job, outcome)
+
+    def report_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        """Record the stage the fit of ``job_id`` is at (the fit goes on if it cannot be)."""
+        try:
+            self.store.report_progress(job_id, self.name, progress)
+        except Exception:  # the database is away: the next stage, or the end, says more
+            logger.warning("job %s: progress %s not recorded", job_id, progress)
 
     def hold_lease(self, job_id: str) -> Callable[[], None]:
         """Renew the lease on ``job_id`` every third of it, in a thread, until the function
@@ -212,6 +224,7 @@ class SyncFit:
         self._started_at: datetime | None = None
         self._job: JobRecord | None = None
         self._release: Callable[[], None] = lambda: None
+        self._progress: dict[str, Any] | None = None  # the latest stage, for a hand-over
 
     def run(self) -> FitRecord | None:
         """Fit and store; the fit, or None if it was handed over (its job stored it). Before a
@@ -219,7 +232,9 @@ class SyncFit:
         self._started_at = datetime.now(UTC)
         store = self.worker.store
         try:
-            outcome: NewFit | Exception = timed_fit(new_fit, store, self.body, task="fit_runs")
+            outcome: NewFit | Exception = timed_fit(
+                new_fit, store, self.body, self._report_progress, task="fit_runs"
+            )
         except Exception as error:
             outcome = error
         with self._lock:
@@ -233,6 +248,13 @@ class SyncFit:
         self.worker.settle(job, outcome)
         return None
 
+    def _report_progress(self, progress: dict[str, Any]) -> None:
+        with self._lock:
+            self._progress = progress
+            job = self._job
+        if job is not None:
+            self.worker.report_progress(job.id, progress)
+
     def hand_over(self) -> JobRecord | None:
         """The job the fit now ends as (running, under this process's lease), or None when the
         fit has ended meanwhile (the request answers it as usual)."""
@@ -242,7 +264,12 @@ class SyncFit:
             worker = self.worker
             request = self.body.model_dump(mode="json")
             self._job = worker.store.start_job(
-                "fit", request, worker.name, worker.lease, started_at=self._started_at
+                "fit",
+                request,
+                worker.name,
+                worker.lease,
+                started_at=self._started_at,
+                progress=self._progress,
             )
             self._release = worker.hold_lease(self._job.id)
             return self._job

@@ -10,7 +10,7 @@ it), so the two cannot drift apart.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,11 +40,16 @@ def law_named(name: str, where: str = "law") -> Law:
         raise InputError(str(error), where) from error
 
 
-def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> FitReport:
+def fit_report(
+    runs: Sequence[Run],
+    body: schemas.FitCreate,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> FitReport:
     """Fit ``body.law`` (or choose one, ``auto``) to ``runs`` and, unless ``body.intervals`` is
     false, cross-validate it for its prediction intervals. Returns the fit's report: the
     :class:`~fitting.fit.FitResult`'s fields, ``selection``, ``validation``, ``uncertainty`` and
-    ``uncertainty_note``."""
+    ``uncertainty_note``. ``progress`` is told each stage as the fit starts it
+    (:data:`FIT_STAGES`, :func:`_stage_reporter`)."""
     began = time.perf_counter()
     options = {
         "warmup": body.warmup,
@@ -53,14 +58,20 @@ def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> FitReport:
         "bounds": body.bounds,
         "huber_delta": body.huber_delta,
     }
+    stage = _stage_reporter(body, progress)
     alternatives: list[FitResult] = []
     if body.law == schemas.AUTO:
+        stage("selecting")
         law, result, validation, selection = _chosen_fit(runs, options)
         if body.intervals and not isinstance(validation, str):
+            stage("other_laws")
             alternatives = _other_laws(law, runs, options)
     else:
         law, selection = law_named(body.law), None
+        stage("fitting")
         result = _fit(law, runs, options)
+        if body.intervals:
+            stage("cross_validating")
         validation = _validated(law, runs, options) if body.intervals else None
     uncertainty, note = None, None
     if isinstance(validation, str):  # why there is no cross-validation
@@ -68,6 +79,7 @@ def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> FitReport:
     if not body.intervals:
         note = "no prediction intervals: the fit was asked for without them (intervals: false)"
     elif validation is not None:
+        stage("intervals")
         uncertainty, note = _uncertainty(law, result, runs, validation, alternatives)
     return FitReport.of_fit(
         result,
@@ -77,6 +89,40 @@ def fit_report(runs: Sequence[Run], body: schemas.FitCreate) -> FitReport:
         uncertainty_note=note,
         total_seconds=time.perf_counter() - began,  # with the cross-validation
     )
+
+
+#: The stages of a fit, in the order it goes through them (a job's ``progress``).
+FIT_STAGES = {
+    "selecting": "law auto: every law cross-validated, and the best fitted to all runs",
+    "fitting": "the law fitted to all runs",
+    "cross_validating": "the law cross-validated (for its prediction intervals)",
+    "other_laws": "law auto: the other laws fitted (their disagreement widens the bands)",
+    "intervals": "the prediction intervals' uncertainty estimated",
+}
+
+
+def fit_stages(body: schemas.FitCreate) -> list[str]:
+    """The stages of :data:`FIT_STAGES` a fit of ``body`` goes through, in order (one without
+    enough points to cross-validate stops after the first)."""
+    if body.law == schemas.AUTO:
+        stages = ["selecting", "other_laws", "intervals"]
+    else:
+        stages = ["fitting", "cross_validating", "intervals"]
+    return stages if body.intervals else stages[:1]
+
+
+def _stage_reporter(
+    body: schemas.FitCreate, progress: Callable[[dict[str, Any]], None] | None
+) -> Callable[[str], None]:
+    """``stage(name)``: tells ``progress`` (if any) that the fit starts stage ``name``, as
+    ``{"stage": name, "step": its place (1-based), "steps": the stages of this fit}``."""
+    stages = fit_stages(body)
+
+    def stage(name: str) -> None:
+        if progress is not None:
+            progress({"stage": name, "step": stages.index(name) + 1, "steps": len(stages)})
+
+    return stage
 
 
 def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult:

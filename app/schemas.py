@@ -742,6 +742,19 @@ class HealthOut(BaseModel):
 # Jobs (app/jobs.py): fits run by workers.
 
 
+class JobProgress(BaseModel):
+    stage: Literal["selecting", "fitting", "cross_validating", "other_laws", "intervals"] = Field(
+        description=(
+            "the stage the fit is in (app.policy.FIT_STAGES): selecting (law auto: every law "
+            "cross-validated, the best fitted), fitting (the law fitted to all runs), "
+            "cross_validating (for its intervals), other_laws (auto: the other laws fitted, "
+            "for the bands), intervals (the bands' uncertainty)"
+        )
+    )
+    step: int = Field(ge=1, description="its place among this fit's stages, from 1")
+    steps: int = Field(ge=1, description="the stages this fit goes through")
+
+
 class JobOut(BaseModel):
     id: str
     kind: Literal["fit"]
@@ -755,3 +768,8 @@ class JobOut(BaseModel):
     fit_id: str | None = Field(None, description="the fit made, once done")
     result: str | None = Field(None, description="the fit's URL, once done")
     error: ErrorItem | None = Field(None, description="why it failed")
+    progress: JobProgress | None = Field(
+        None,
+        description="how far its fit has come, while running (null before a worker starts it; "
+        "once done, the last stage it reached)",
+    )

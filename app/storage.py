@@ -192,6 +192,7 @@ class JobRow(Base):
     request: Mapped[dict] = mapped_column(JSON)
     fit_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    progress: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # the fit's stage
     attempts: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(
@@ -315,6 +316,7 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    progress: dict | None = None  # the stage its fit is at (app.policy.FIT_STAGES)
 
 
 def _api_key_record(row: ApiKeyRow) -> ApiKeyRecord:
@@ -473,6 +475,7 @@ def _job_record(row: JobRow) -> JobRecord:
         created_at=_utc(row.created_at),
         started_at=_utc(row.started_at) if row.started_at else None,
         finished_at=_utc(row.finished_at) if row.finished_at else None,
+        progress=row.progress,
     )
 
 
@@ -815,6 +818,7 @@ class Store:
         worker: str,
         lease_seconds: float,
         started_at: datetime | None = None,
+        progress: dict | None = None,
     ) -> JobRecord:
         """A job that is running already, under ``worker``'s lease (a synchronous fit past its
         time limit, ``app.jobs.SyncFit``): claimed once, as if a worker had queued and claimed
@@ -830,6 +834,7 @@ class Store:
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             created_at=started_at or now,  # the fit began with its request
             started_at=started_at or now,
+            progress=progress,
         )
         with self._sessions.begin() as session:
             session.add(row)
@@ -882,6 +887,7 @@ class Store:
                         "attempts": row.attempts + 1,
                         "lease_expires_at": now + timedelta(seconds=lease_seconds),
                         "started_at": now,
+                        "progress": None,  # a new attempt starts over
                     }
                 done = session.execute(
                     update(JobRow)
@@ -906,6 +912,17 @@ class Store:
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
                 .values(lease_expires_at=_now() + timedelta(seconds=lease_seconds))
+            )
+            return done.rowcount == 1
+
+    def report_progress(self, job_id: str, worker: str, progress: dict) -> bool:
+        """Record how far ``worker``'s running job has come (``progress``, JSON); False when the
+        job is not the worker's any more."""
+        with self._sessions.begin() as session:
+            done = session.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
+                .values(progress=json_safe(progress))
             )
             return done.rowcount == 1
 

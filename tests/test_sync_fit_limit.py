@@ -79,6 +79,7 @@ def test_a_fit_past_the_limit_answers_202_and_its_job_stores_the_same_fit_once(
 
         ended = _poll(client.get, accepted.headers["Location"])
         assert (ended["status"], ended["attempts"], ended["error"]) == ("done", 1, None)
+        assert ended["progress"] == {"stage": "intervals", "step": 3, "steps": 3}  # the last
         fits, total = store.list_fits()
         assert total == 1 and fits[0].id == ended["fit_id"]  # stored once, by the job
         fit = client.get(ended["result"])

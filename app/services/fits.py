@@ -10,7 +10,7 @@ fit limiter, ``app.jobs``), the store keeps what they return. The stored fit is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -55,11 +55,16 @@ def check_fit_request(store: Store, body: schemas.FitCreate) -> None:
     store.get_runs(body.run_ids)
 
 
-def new_fit(store: Store, body: schemas.FitCreate) -> NewFit:
+def new_fit(
+    store: Store,
+    body: schemas.FitCreate,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> NewFit:
     """Fit ``body.law`` (or choose one, ``auto``) to the runs as they are now, cross-validate it
     for its prediction intervals unless ``body.intervals`` is false: the fit with what it saw,
     not stored yet (the request or the job that asked for it stores it, ``app.jobs``). It runs
-    in the caller's thread, which holds the fit limiter in a web process."""
+    in the caller's thread, which holds the fit limiter in a web process. ``progress`` is told
+    each stage of the fit as it starts (:func:`app.policy.fit_report`)."""
     if body.law != schemas.AUTO:
         law_named(body.law)
     if len(set(body.run_ids)) != len(body.run_ids):
@@ -85,7 +90,7 @@ def new_fit(store: Store, body: schemas.FitCreate) -> NewFit:
                 loss=record.loss,
             )
         )
-    report = fit_report(runs, body)
+    report = fit_report(runs, body, progress=progress)
     report = replace(report, points_fitted={record.id: record.num_points for record in records})
     stored = report.to_json()
     return NewFit(
