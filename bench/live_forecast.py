@@ -19,9 +19,13 @@ the targets:
 - alone: worst |error| <= 2.0%, coverage >= 80%;
 - every band's half-width <= 10% of the loss.
 
+The same protocol, setting alone, on a run unlike the MPL ones (``tiny``: tinycpt's base run,
+another model size, data and lab, logged from the first steps), checks that the method carries
+over; its job is the run itself.
+
 Runs in-process against the app (``--url`` for a running server instead); ``--without-prior``
 measures the same without the laws' annealing prior (``fitting/priors.py``). Exit status 1 when
-a target is missed. ``python -m bench.live_forecast [--sizes 25M,400M] [--json out.json]``.
+a target is missed. ``python -m bench.live_forecast [--sizes 25M,400M,tiny] [--json out.json]``.
 """
 
 from __future__ import annotations
@@ -40,6 +44,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MPL = ROOT / "tests" / "data" / "mpl"
+#: A run of another lab's kind and size, for generality: tinycpt's base run (a 0.8M-parameter
+#: byte-level GPT, 1,400 steps of cosine, validation loss every 25 steps), alone only.
+TINYCPT = ROOT / "tests" / "data" / "tinycpt"
+TINY, TINY_JOB = "tiny", "base"
 JOBS = ("cosine_72000", "wsd_20000_24000", "wsdld_20000_24000", "wsdcon_3", "constant_72000")
 HISTORY = ("cosine_24000", "constant_24000")
 CUTS = (0.3, 0.5, 0.7, 0.9)
@@ -53,16 +61,36 @@ MAX_HALF_WIDTH = 0.10
 
 
 def curve(size: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A job's logged steps and losses. ``tiny``: the validation loss of tinycpt's base run on
+    its own data, logged after update ``s`` (1-based) and so at step ``s - 1`` here, the index of
+    the last update it has seen."""
+    if size == TINY:
+        table = np.genfromtxt(TINYCPT / "base.csv", delimiter=",", names=True)
+        logged = ~np.isnan(table["val_a"])
+        return table["step"][logged].astype(np.int64) - 1, table["val_a"][logged]
     table = np.loadtxt(MPL / size / f"{name}.csv", delimiter=",", skiprows=1)
     return table[:, 0].astype(np.int64), table[:, 2]
 
 
-def post_run(client, name, spec, steps, loss, group=None) -> str:
-    body = {
-        "name": name,
-        "schedule": spec,
-        "points": {"step": steps.tolist(), "loss": loss.tolist()},
-    }
+def learning_rate(size: str, name: str, specs: dict) -> dict:
+    """The body's learning rate: the MPL schedule's spec, or the tiny run's logged rates."""
+    if size == TINY:
+        return {
+            "lr_per_step": np.genfromtxt(TINYCPT / "base.csv", delimiter=",", names=True)[
+                "lr"
+            ].tolist()
+        }
+    return {"schedule": specs[name]}
+
+
+def schedule_length(rate: dict) -> int:
+    return (
+        len(rate["lr_per_step"]) if "lr_per_step" in rate else int(rate["schedule"]["total_steps"])
+    )
+
+
+def post_run(client, name, rate, steps, loss, group=None) -> str:
+    body = {"name": name, **rate, "points": {"step": steps.tolist(), "loss": loss.tolist()}}
     if group:
         body["group"] = group
     response = client.post("/v1/runs", json=body)
@@ -72,10 +100,9 @@ def post_run(client, name, spec, steps, loss, group=None) -> str:
 
 def forecast_cut(client, size, job, cut, specs, group) -> dict:
     steps, loss = curve(size, job)
-    spec = specs[job]
-    total = int(spec["total_steps"])
-    keep = steps < cut * total
-    run_id = post_run(client, f"{size}-{job}@{cut:.0%}", spec, steps[keep], loss[keep], group)
+    rate = learning_rate(size, job, specs)
+    keep = steps < cut * schedule_length(rate)
+    run_id = post_run(client, f"{size}-{job}@{cut:.0%}", rate, steps[keep], loss[keep], group)
     began = time.perf_counter()
     fit = client.post(
         "/v1/fits", json={"run_ids": [run_id], "law": "auto", "with_group": group is not None}
@@ -140,14 +167,20 @@ def run_protocol(client, sizes, settings, jobs, cuts, log) -> list[dict]:
     rows = []
     for size in sizes:
         for setting in settings:
-            for job in jobs:
+            if size == TINY and setting != "alone":
+                continue  # the tiny model has no other runs on its data
+            for job in [TINY_JOB] if size == TINY else jobs:
                 for cut in cuts:
                     group = None
                     if setting == "history":  # a group of its own: the cut job and the history
                         group = f"{size}-{job}-{cut}-{os.getpid()}-{time.time_ns()}"
                         for name in HISTORY:
                             post_run(
-                                client, f"{size}-{name}", specs[name], *curve(size, name), group
+                                client,
+                                f"{size}-{name}",
+                                learning_rate(size, name, specs),
+                                *curve(size, name),
+                                group,
                             )
                     row = {"setting": setting, **forecast_cut(client, size, job, cut, specs, group)}
                     rows.append(row)
@@ -182,7 +215,7 @@ def report(rows: list[dict], log) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="25M,400M")
+    parser.add_argument("--sizes", default=f"25M,400M,{TINY}")
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--jobs", default=",".join(JOBS))
     parser.add_argument("--cuts", default=",".join(str(c) for c in CUTS))
@@ -223,6 +256,7 @@ def main(argv=None) -> int:
                     warmup=False,
                     jax_cache_dir=os.environ.get("LOSSCAST_JAX_CACHE_DIR", ""),
                     refit=False,
+                    sync_fit_seconds=3600.0,  # the fit is timed on the request path
                 )
             )
             with TestClient(app) as client:
