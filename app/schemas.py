@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from fitting.fit import DEFAULT_HUBER_DELTA, DEFAULT_WARMUP, WARMUP_TREATMENTS
 from fitting.intervals import DEFAULT_LEVEL as DEFAULT_LEVEL
-from fitting.laws import LAWS
+from fitting.laws import CONTINUAL_LAWS, LAWS
 from fitting.predict import DEFAULT_NUM_POINTS as DEFAULT_NUM_POINTS  # the grid of every curve
 from fitting.schedules import MAX_TOTAL_STEPS
 
@@ -295,9 +295,51 @@ GROUP_DOC = (
 )
 
 
+DOMAIN_DOC = (
+    "the data this run's loss is measured on (free text, e.g. 'python', 'c'): one run is one "
+    "curve of one domain, so a phase validated on two domains is two runs of one group. The "
+    "cpt law tells a continuation's old domain (its parent's) from its new one by it"
+)
+REPLAY_DOC = (
+    "share of the parent's (old) data in each batch of a run that continues another, in [0, 1) "
+    "(default 0; a run that continues none has none)"
+)
+
+
+#: A share of a batch, in [0, 1): a number (not a boolean, which JSON keeps apart).
+Share = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False, strict=True)]
+
+
+class Continues(_Model):
+    """Where a run branched from: the parent run and the parent's step at the branch."""
+
+    run_id: str = Field(min_length=1, max_length=64, description="the parent run")
+    at_step: int = Field(
+        ge=0,
+        lt=MAX_TOTAL_STEPS,
+        strict=True,
+        description=(
+            "the parent's step at the branch point: the checkpoint continued is the parent's "
+            "after that step (a base run's steps are 0-based, the rate of update s is its "
+            "lr[s]; a continuing parent's step s is after s updates of its own phase)"
+        ),
+    )
+
+
+CONTINUES_DOC = (
+    "the run this one continues (a continual pre-training branch): the parent and its step at the "
+    "branch. This run's steps and per-step learning rate start at the branch: step 0 is the "
+    "checkpoint, before any update of the new phase, step s the loss after s updates, and "
+    "lr_per_step[j] (or the schedule's rate j) the rate of the phase's update j + 1"
+)
+
+
 class RunCreate(_Model):
     name: str = Field(min_length=1, max_length=256)
     group: str | None = Field(None, min_length=1, max_length=256, description=GROUP_DOC)
+    domain: str | None = Field(None, min_length=1, max_length=256, description=DOMAIN_DOC)
+    continues: Continues | None = Field(None, description=CONTINUES_DOC)
+    replay: Share = Field(0.0, description=REPLAY_DOC)
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="free-form: model size, tokens per step, tags, ..."
     )
@@ -318,6 +360,11 @@ class RunCreate(_Model):
             raise ValueError(
                 "the run needs a learning rate: a schedule, lr_per_step, or points.lr (which is "
                 "then interpolated between logged steps)"
+            )
+        if self.replay and self.continues is None:
+            raise ValueError(
+                f"replay={self.replay} is a share of the parent's data: give continues too (a "
+                "run that continues none has no old data to replay)"
             )
         return self
 
@@ -343,6 +390,9 @@ class RunSummaryOut(BaseModel):
     id: str
     name: str
     group: str | None = Field(None, description=GROUP_DOC)
+    domain: str | None = Field(None, description=DOMAIN_DOC)
+    continues: Continues | None = Field(None, description=CONTINUES_DOC)
+    replay: float = Field(0.0, description=REPLAY_DOC)
     metadata: dict[str, Any]
     lr_source: Literal["schedule", "lr_per_step", "interpolated"]
     lr_source_note: str
@@ -415,9 +465,12 @@ class FitCreate(_Model):
             "a key of fitting.laws.LAWS (GET /v1/laws lists them), or 'auto': cross-validate "
             "every registered law on these runs (leave one run out; one run: its last 20% and "
             "40% of steps held out) and fit the one with the lowest held-out PredE; the fit's "
-            "selection records every candidate's validation error"
+            "selection records every candidate's validation error. 'cpt' (continual "
+            "pre-training) fits runs that continue runs with their parents, on two domains; "
+            "'auto' over such runs compares the continual laws only, leaving one group (a "
+            "phase's curves) out at a time"
         ),
-        json_schema_extra={"enum": [AUTO, *LAWS]},
+        json_schema_extra={"enum": [AUTO, *LAWS, *CONTINUAL_LAWS]},
     )
     warmup: Warmup = Field(
         DEFAULT_WARMUP, description="how the warmup ramp enters the annealing terms"
@@ -442,8 +495,8 @@ class FitCreate(_Model):
     @field_validator("law")
     @classmethod
     def _known_law(cls, law: str) -> str:
-        if law != AUTO and law not in LAWS:
-            raise ValueError(f"unknown law {law!r}; known laws: {[AUTO, *LAWS]}")
+        if law != AUTO and law not in LAWS and law not in CONTINUAL_LAWS:
+            raise ValueError(f"unknown law {law!r}; known laws: {[AUTO, *LAWS, *CONTINUAL_LAWS]}")
         return law
 
     model_config = ConfigDict(
@@ -541,6 +594,13 @@ class FitOut(BaseModel):
     identification: Identification | None = Field(
         None, description="what the fitted runs identify of the law's annealing response"
     )
+    domains: dict[str, str] | None = Field(
+        None,
+        description=(
+            "a continual law's fit (cpt): the runs' domains behind the law's old domain (the "
+            "continued runs') and new one, {'old': 'python', 'new': 'c'}; null otherwise"
+        ),
+    )
     result: dict[str, Any] = Field(description="the fitter's whole FitResult")
     created_at: datetime
 
@@ -563,6 +623,21 @@ class Candidate(_Model):
     lr_per_step: list[float] | None = None
     steps: list[Step] | None = Field(None, max_length=MAX_CURVE_POINTS)
     num_points: int | None = Field(None, ge=1, le=MAX_CURVE_POINTS)
+    continues: Continues | None = Field(
+        None,
+        description=(
+            "with a fit of a continual law (cpt): the stored run this candidate continues, and "
+            "the run's step at the branch; the schedule (or lr_per_step) is then the new "
+            "phase's, and steps count from the branch (0 = the checkpoint)"
+        ),
+    )
+    domain: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="with a cpt fit: the domain whose curve to predict (the fit's old or new)",
+    )
+    replay: Share = Field(0.0, description=REPLAY_DOC)
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=ONE_CANDIDATE_RULE)
 
@@ -572,6 +647,8 @@ class Candidate(_Model):
             raise ValueError("give exactly one of schedule or lr_per_step")
         if self.steps is not None and self.num_points is not None:
             raise ValueError("give steps or num_points, not both")
+        if self.replay and self.continues is None:
+            raise ValueError("replay is a share of the parent's data: give continues too")
         return self
 
 

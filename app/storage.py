@@ -11,6 +11,10 @@ Tables:
   source of its per-step learning rate (``schedule`` spec, ``lr_per_step`` array, or
   ``interpolated`` from ``point_lr``). ``version`` counts changes; appends are optimistic
   (``UPDATE ... WHERE version = :seen``, retried), which is safe across replicas.
+  A run may continue another (``continues_run_id`` at the parent's step ``continues_at_step``,
+  a continual pre-training branch), carry the ``domain`` its loss is measured on and the
+  ``replay`` share of the parent's data in its batches; a run continued by others cannot be
+  deleted before them (their fits read its rates).
 - ``fits``: a fitted law: ``params``, the fitter's whole result, the options used.
 - ``fit_runs``: per fit and run, a snapshot of what the fit saw (the run's version, its points,
   a hash of the learning rates), so appending to a run or deleting it later leaves the fit as
@@ -46,6 +50,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Engine,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -134,6 +139,10 @@ class RunRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    domain: Mapped[str | None] = mapped_column(String(256), index=True, nullable=True)
+    continues_run_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    continues_at_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    replay: Mapped[float] = mapped_column(Float, server_default="0")
 
 
 class FitRow(Base):
@@ -219,6 +228,10 @@ class NewRun:
     point_lr: np.ndarray | None
     total_steps: int
     group: str | None = None  # runs of the same model, data and optimiser
+    domain: str | None = None  # the data its loss is measured on
+    continues_run_id: str | None = None  # the run it branched from ...
+    continues_at_step: int | None = None  # ... at that run's step
+    replay: float = 0.0  # share of the parent's data in its batches
 
 
 @dataclass
@@ -236,6 +249,10 @@ class RunSummary:
     version: int
     created_at: datetime
     updated_at: datetime
+    domain: str | None = None
+    continues_run_id: str | None = None
+    continues_at_step: int | None = None
+    replay: float = 0.0
 
 
 @dataclass
@@ -345,6 +362,10 @@ def _summary(row: RunRow) -> dict[str, Any]:
         "version": row.version,
         "created_at": _utc(row.created_at),
         "updated_at": _utc(row.updated_at),
+        "domain": row.domain,
+        "continues_run_id": row.continues_run_id,
+        "continues_at_step": row.continues_at_step,
+        "replay": float(row.replay or 0.0),
     }
 
 
@@ -384,6 +405,10 @@ def _new_row(run: NewRun, run_id: str) -> RunRow:
         version=1,
         created_at=now,
         updated_at=now,
+        domain=run.domain,
+        continues_run_id=run.continues_run_id,
+        continues_at_step=run.continues_at_step,
+        replay=float(run.replay),
     )
 
 
@@ -617,9 +642,12 @@ class Store:
         metadata: dict[str, Any] | None = None,
         limit: int = 100,
         offset: int = 0,
+        domain: str | None = None,
+        continues: str | None = None,
     ) -> tuple[list[RunSummary], int]:
-        """Runs, newest first, filtered by exact name, name substring, group and metadata
-        equality; returns one page and the total number that match."""
+        """Runs, newest first, filtered by exact name, name substring, group, domain, the run
+        they continue and metadata equality; returns one page and the total number that
+        match."""
         columns = [c for c in RunRow.__table__.columns if not isinstance(c.type, LargeBinary)]
         query = select(*columns).order_by(RunRow.created_at.desc(), RunRow.id)
         if name is not None:
@@ -628,6 +656,10 @@ class Store:
             query = query.where(RunRow.name.contains(name_contains, autoescape=True))
         if group is not None:
             query = query.where(RunRow.group == group)
+        if domain is not None:
+            query = query.where(RunRow.domain == domain)
+        if continues is not None:
+            query = query.where(RunRow.continues_run_id == continues)
         with self._sessions() as session:
             if not metadata:
                 total = session.scalar(select(func.count()).select_from(query.subquery()))
@@ -682,8 +714,17 @@ class Store:
         return self.get_run(run_id)
 
     def delete_run(self, run_id: str) -> None:
+        """Delete a run; a Conflict (409) while other runs continue it (their fits and
+        predictions read its rates up to the branch)."""
         with self._sessions.begin() as session:
             row = _found(session, RunRow, run_id, "run")
+            children = session.scalars(
+                select(RunRow.id).where(RunRow.continues_run_id == run_id).limit(5)
+            ).all()
+            if children:
+                raise Conflict(
+                    f"run {run_id!r} is continued by run(s) {list(children)}: delete them first"
+                )
             session.delete(row)
 
     # -- fits ------------------------------------------------------------------------------

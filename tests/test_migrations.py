@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import Column, MetaData, Table, inspect, text
 
 from app.storage import (
     FIRST_REVISION,
@@ -25,11 +25,34 @@ from app.storage import (
     RunRow,
     Store,
     _alembic_config,
+    _new_row,
 )
 from losscast_cli.main import main
 
-#: The tables that shipped before migrations (schema version 2).
+#: The tables that shipped before migrations (schema version 2), less the columns of ``runs``
+#: added by later revisions (0004: runs that continue runs).
 SHIPPED_TABLES = [RunRow.__table__, FitRow.__table__, FitRunRow.__table__]
+LATER_RUN_COLUMNS = {"domain", "continues_run_id", "continues_at_step", "replay"}
+
+
+def _shipped_metadata() -> MetaData:
+    shipped = MetaData()
+    for table in SHIPPED_TABLES:
+        if table.name != "runs":
+            table.to_metadata(shipped)
+            continue
+        columns = [c for c in table.columns if c.name not in LATER_RUN_COLUMNS]
+        Table(
+            "runs",
+            shipped,
+            *(
+                Column(
+                    c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, index=c.index
+                )
+                for c in columns
+            ),
+        )
+    return shipped
 
 
 @pytest.fixture
@@ -52,25 +75,35 @@ def _differences(store: Store) -> list:
         return compare_metadata(context, Base.metadata)
 
 
-def _fill(store: Store) -> tuple[str, str, np.ndarray]:
-    """One run with per-step learning rates and one fit of it, through the store's own code."""
+def _fill(store: Store, shipped: MetaData | None = None) -> tuple[str, str, np.ndarray]:
+    """One run with per-step learning rates and one fit of it, through the store's own code (the
+    run's row written as it is, less its later columns, into ``shipped``'s tables if given)."""
     loss = np.array([4.25, 1 / 3, np.nextafter(3.0, 4.0), 2.5])
     lr = np.linspace(3e-4, 3e-5, 400)
-    run = store.create_run(
-        NewRun(
-            name="cosine_400",
-            metadata={"model_size": "25M"},
-            lr_source="lr_per_step",
-            schedule=None,
-            lr_per_step=lr,
-            steps=np.array([100, 200, 300, 400]),
-            loss=loss,
-            point_lr=None,
-            total_steps=400,
-        )
+    new = NewRun(
+        name="cosine_400",
+        metadata={"model_size": "25M"},
+        lr_source="lr_per_step",
+        schedule=None,
+        lr_per_step=lr,
+        steps=np.array([100, 200, 300, 400]),
+        loss=loss,
+        point_lr=None,
+        total_steps=400,
     )
+    if shipped is None:
+        run = store.create_run(new)
+    else:
+        row = _new_row(new, "run_shipped")
+        runs = shipped.tables["runs"]
+        columns = inspect(RunRow).column_attrs  # attribute -> column (group -> group_name)
+        values = {a.columns[0].name: getattr(row, a.key) for a in columns}
+        values = {name: value for name, value in values.items() if name in runs.c}
+        with store.engine.begin() as connection:
+            connection.execute(runs.insert().values(**values))
+        run = row
     snapshot = FitRunSnapshot(run.id, run.name, 1, "lr_per_step", 400, "a" * 64, "b" * 64,
-                              run.steps, run.loss)  # fmt: skip
+                              new.steps, new.loss)  # fmt: skip
     fit = store.create_fit(
         NewFit("lr_annealing", {"L0": 2.5, "A": 0.75}, True, {"rmse": 0.01}, {}, [snapshot])
     )
@@ -108,9 +141,7 @@ def test_a_new_database_is_created_by_the_migrations_exactly_as_the_models_say(e
 def test_the_first_revision_is_the_schema_that_shipped_before_migrations(empty_store):
     with empty_store.engine.begin() as connection:
         command.upgrade(_alembic_config(connection), FIRST_REVISION)
-    shipped = MetaData()
-    for table in SHIPPED_TABLES:
-        table.to_metadata(shipped)
+    shipped = _shipped_metadata()
     with empty_store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         assert compare_metadata(context, shipped) == []
@@ -120,8 +151,9 @@ def test_the_first_revision_is_the_schema_that_shipped_before_migrations(empty_s
 
 
 def test_a_database_made_before_migrations_is_adopted_with_its_data(empty_store):
-    Base.metadata.create_all(empty_store.engine, tables=SHIPPED_TABLES)  # as start did then
-    run_id, fit_id, loss = _fill(empty_store)
+    shipped = _shipped_metadata()
+    shipped.create_all(empty_store.engine)  # as start did then
+    run_id, fit_id, loss = _fill(empty_store, shipped)
     assert empty_store.schema_revision() is None
     empty_store.create_schema()
     assert empty_store.schema_revision() == _head()
@@ -130,8 +162,9 @@ def test_a_database_made_before_migrations_is_adopted_with_its_data(empty_store)
 
 
 def test_a_version_1_database_without_groups_gains_the_column_and_keeps_its_data(empty_store):
-    Base.metadata.create_all(empty_store.engine, tables=SHIPPED_TABLES)
-    run_id, fit_id, loss = _fill(empty_store)
+    shipped = _shipped_metadata()
+    shipped.create_all(empty_store.engine)
+    run_id, fit_id, loss = _fill(empty_store, shipped)
     with empty_store.engine.begin() as connection:  # schema version 1 had no runs.group_name
         connection.execute(text("DROP INDEX ix_runs_group_name"))
         connection.execute(text("ALTER TABLE runs DROP COLUMN group_name"))

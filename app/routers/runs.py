@@ -88,6 +88,7 @@ def create_run(body: schemas.RunCreate, store: StoreDep, settings: SettingsDep, 
     """Store a logged run: its points and where its per-step learning rate comes from.
     A run over the budgets (``LOSSCAST_MAX_RUN_POINTS``, ``LOSSCAST_MAX_RUN_STEPS``) is a 422."""
     budgets.check_new_run(settings, body)
+    runs.check_continues(store, body)
     new_run, warnings = runs.build_run(body)
     return _created(store.create_run(new_run), warnings, response)
 
@@ -232,6 +233,10 @@ def list_runs(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=schemas.MAX_OFFSET)] = 0,
+    domain: Annotated[str | None, Query(max_length=256, description="runs of this domain")] = None,
+    continues: Annotated[
+        str | None, Query(max_length=64, description="the runs that continue this run (by id)")
+    ] = None,
 ):
     """Runs, newest first, one page at a time."""
     filters = queries.parse_metadata_filters(metadata or [])
@@ -239,6 +244,8 @@ def list_runs(
         name=name,
         name_contains=name_contains,
         group=group,
+        domain=domain,
+        continues=continues,
         metadata=filters,
         limit=limit,
         offset=offset,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from app import budgets, schemas
-from app.errors import Conflict, InputError
+from app.errors import Conflict, InputError, NotFound
 from app.settings import Settings
 from app.storage import NewRun, PointsUpdate, RunRecord, Store
 from fitting.errors import InvalidInput
@@ -26,6 +26,8 @@ from fitting.schedules import learning_rates
 
 # A logged lr that differs from the declared schedule's by more than this (relative) is reported.
 LR_MISMATCH_RTOL = 1e-6
+#: Most runs in a chain of continuations (a run, its parent, the parent's parent, ...).
+MAX_CONTINUATION_DEPTH = 16
 
 
 def schedule_lr(spec: Any, where: str) -> np.ndarray:
@@ -56,11 +58,58 @@ def interpolated_lr(steps: np.ndarray, point_lr: np.ndarray) -> np.ndarray:
     return np.interp(np.arange(int(steps[-1]) + 1), steps, point_lr)
 
 
-def _checked_run(lr: np.ndarray, steps, loss, name: str, where: str) -> Run:
+def _checked_run(lr: np.ndarray, steps, loss, name: str, where: str, continuing=False) -> Run:
+    """The points checked against the rates: a run's steps lie in ``[0, T)``; a continuing
+    run's in ``[0, T]`` (step ``s`` is after ``s`` updates of its phase, 0 the checkpoint)."""
+    if continuing:
+        lr = np.r_[lr, lr[-1:]]
     try:
         return Run(lr, np.asarray(steps, dtype=np.int64), np.asarray(loss, np.float64), name)
     except InvalidInput as error:
         raise InputError(str(error), where) from error
+
+
+def check_continues(store: Store, body: schemas.RunCreate) -> None:
+    """A run that continues another: the parent is stored, ``at_step`` lies within the parent's
+    schedule, the chain of parents is finite and short (no cycle), and the run's rate is given
+    (a schedule or ``lr_per_step``: interpolating logged rates across a branch would mix the
+    phases). An :class:`~app.errors.InputError` at ``continues`` otherwise."""
+    if body.continues is None:
+        return
+    where = "continues"
+    if body.schedule is None and body.lr_per_step is None:
+        raise InputError(
+            "a run that continues another needs its phase's rates: a schedule or lr_per_step "
+            "(points.lr alone is not interpolated across a branch)",
+            where,
+        )
+    try:
+        parent = store.get_run(body.continues.run_id)
+    except NotFound:
+        raise InputError(
+            f"no run {body.continues.run_id!r} to continue: post the parent run first",
+            f"{where}.run_id",
+        ) from None
+    last = parent.total_steps if parent.continues_run_id else parent.total_steps - 1
+    if body.continues.at_step > last:
+        raise InputError(
+            f"at_step must lie within the parent's schedule [0, {last}] (run "
+            f"{parent.id!r}, {parent.total_steps} steps), got at_step={body.continues.at_step}",
+            f"{where}.at_step",
+        )
+    seen = {parent.id}
+    while parent.continues_run_id is not None:
+        if parent.continues_run_id in seen or len(seen) >= MAX_CONTINUATION_DEPTH:
+            raise InputError(
+                f"run {body.continues.run_id!r}'s chain of parents is a cycle or longer than "
+                f"{MAX_CONTINUATION_DEPTH} runs ({sorted(seen)})",
+                f"{where}.run_id",
+            )
+        seen.add(parent.continues_run_id)
+        try:
+            parent = store.get_run(parent.continues_run_id)
+        except NotFound:
+            break  # an ancestor deleted before the rule that a parent outlives its children
 
 
 def _lr_warnings(lr: np.ndarray, steps: np.ndarray, logged: np.ndarray | None) -> list[str]:
@@ -95,7 +144,8 @@ def build_run(body: schemas.RunCreate) -> tuple[NewRun, list[str]]:
         _check_point_lr(point_lr, "points.lr")
         _check_increasing(steps, "points")
         lr = interpolated_lr(steps, point_lr)
-    _checked_run(lr, steps, loss, body.name, "points")
+    continuing = body.continues is not None
+    _checked_run(lr, steps, loss, body.name, "points", continuing)
     warnings = [] if source == "interpolated" else _lr_warnings(lr, steps, point_lr)
     run = NewRun(
         name=body.name,
@@ -108,6 +158,10 @@ def build_run(body: schemas.RunCreate) -> tuple[NewRun, list[str]]:
         loss=loss,
         point_lr=point_lr,
         total_steps=int(lr.size),
+        domain=body.domain,
+        continues_run_id=body.continues.run_id if continuing else None,
+        continues_at_step=body.continues.at_step if continuing else None,
+        replay=float(body.replay),
     )
     return run, warnings
 
@@ -211,7 +265,8 @@ def append_points(
             _check_point_lr(point_lr, "lr")
             all_lr = np.concatenate([current.point_lr, point_lr[new]])
         lr = interpolated_lr(all_steps, all_lr) if interpolated else run_lr(current)
-        _checked_run(lr, all_steps, all_loss, current.name, "points")
+        continuing = current.continues_run_id is not None
+        _checked_run(lr, all_steps, all_loss, current.name, "points", continuing)
         return PointsUpdate(all_steps, all_loss, all_lr, int(lr.size))
 
     record = store.update_points(run_id, merge)
@@ -248,4 +303,11 @@ def summary_out(run) -> dict[str, Any]:
         "version": run.version,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
+        "domain": run.domain,
+        "continues": (
+            None
+            if run.continues_run_id is None
+            else {"run_id": run.continues_run_id, "at_step": run.continues_at_step}
+        ),
+        "replay": run.replay,
     }
