@@ -77,6 +77,8 @@ class FitReport:
       total_seconds: wall time of the fit with its cross-validation and the other laws' fits.
       points_fitted: per run id, how many of its points the fit saw (stored fits; None in fits
         made before they recorded it).
+      domains: a continual law's fit (``cpt``): ``{"old": ..., "new": ...}``, the runs' domain
+        names behind the law's old domain (the parents') and new one; None otherwise.
     """
 
     law: str
@@ -102,6 +104,7 @@ class FitReport:
     uncertainty_note: str | None = None
     total_seconds: float | None = None
     points_fitted: Mapping[str, int] | None = None
+    domains: Mapping[str, str] | None = None
 
     @classmethod
     def of_fit(cls, result: FitResult, **report: Any) -> FitReport:
@@ -180,6 +183,7 @@ class Model:
     fitted: FittedLaw
     fit_id: str | None = None
     no_band: str | None = None
+    domains: Mapping[str, str] | None = None  # a continual fit's (FitReport.domains)
 
     @classmethod
     def of_report(cls, report: FitReport, fit_id: str | None = None) -> Model:
@@ -187,7 +191,8 @@ class Model:
         A stored law no longer registered, or stored parameters that are not finite, are
         :class:`~fitting.errors.InvalidInput`."""
         uncertainty, why = report.band_uncertainty()
-        return cls(FittedLaw(report.law, report.params, report.warmup, uncertainty), fit_id, why)
+        fitted = FittedLaw(report.law, report.params, report.warmup, uncertainty)
+        return cls(fitted, fit_id, why, report.domains)
 
 
 @dataclass(frozen=True)

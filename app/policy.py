@@ -43,13 +43,23 @@ def law_named(name: str, where: str = "law") -> Law:
 def fit_report(
     runs: Sequence[Run],
     body: schemas.FitCreate,
+    laws: Sequence[Law] | None = None,
+    groups: Sequence[str] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    **report: Any,
 ) -> FitReport:
     """Fit ``body.law`` (or choose one, ``auto``) to ``runs`` and, unless ``body.intervals`` is
     false, cross-validate it for its prediction intervals. Returns the fit's report: the
     :class:`~fitting.fit.FitResult`'s fields, ``selection``, ``validation``, ``uncertainty`` and
-    ``uncertainty_note``. ``progress`` is told each stage as the fit starts it
-    (:data:`FIT_STAGES`, :func:`_stage_reporter`)."""
+    ``uncertainty_note`` (and ``report``'s other fields, e.g. a continual fit's ``domains``).
+
+    ``laws``: the laws ``auto`` compares and whose disagreement widens the bands (default the
+    schedule laws, :data:`~fitting.laws.LAWS`; runs that continue runs are fitted as histories,
+    which only :data:`~fitting.laws.CONTINUAL_LAWS` read). ``groups``: a label per run; with at
+    least two, the cross-validation holds out one group at a time
+    (:func:`fitting.select.cross_validate`). ``progress`` is told each stage as the fit starts
+    it (:data:`FIT_STAGES`, :func:`_stage_reporter`)."""
+    candidates = list(LAWS.values()) if laws is None else list(laws)
     began = time.perf_counter()
     options = {
         "warmup": body.warmup,
@@ -62,17 +72,17 @@ def fit_report(
     alternatives: list[FitResult] = []
     if body.law == schemas.AUTO:
         stage("selecting")
-        law, result, validation, selection = _chosen_fit(runs, options)
+        law, result, validation, selection = _chosen_fit(runs, options, candidates, groups)
         if body.intervals and not isinstance(validation, str):
             stage("other_laws")
-            alternatives = _other_laws(law, runs, options)
+            alternatives = _other_laws(law, runs, options, candidates)
     else:
         law, selection = law_named(body.law), None
         stage("fitting")
         result = _fit(law, runs, options)
         if body.intervals:
             stage("cross_validating")
-        validation = _validated(law, runs, options) if body.intervals else None
+        validation = _validated(law, runs, options, groups) if body.intervals else None
     uncertainty, note = None, None
     if isinstance(validation, str):  # why there is no cross-validation
         note, validation = f"no prediction intervals: {validation}", None
@@ -88,6 +98,7 @@ def fit_report(
         uncertainty=None if uncertainty is None else uncertainty.to_dict(),
         uncertainty_note=note,
         total_seconds=time.perf_counter() - began,  # with the cross-validation
+        **report,
     )
 
 
@@ -132,10 +143,12 @@ def _fit(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> FitResult
         raise InputError(f"the fit failed: {error}") from error
 
 
-def _validated(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> Validation | str:
+def _validated(
+    law: Law, runs: Sequence[Run], options: Mapping[str, Any], groups=None
+) -> Validation | str:
     """The law's cross-validation on ``runs``, or why there is none (too few points)."""
     try:
-        validation = cross_validate(law, runs, **options)
+        validation = cross_validate(law, runs, groups, **options)
     except FIT_ERRORS as error:
         return f"cannot cross-validate: {error}"
     if not validation.log_residuals:
@@ -144,18 +157,20 @@ def _validated(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> Val
 
 
 def _chosen_fit(
-    runs: Sequence[Run], options: Mapping[str, Any]
+    runs: Sequence[Run], options: Mapping[str, Any], laws: Sequence[Law], groups=None
 ) -> tuple[Law, FitResult, Validation | str, dict[str, Any]]:
-    """``law: auto``: every registered law cross-validated, the best fitted to all runs
+    """``law: auto``: every law of ``laws`` cross-validated, the best fitted to all runs
     (:func:`fitting.select.choose_law`). Without enough points to cross-validate, the default
-    law is fitted and the selection says why."""
+    law (the first of ``laws`` when the default is not among them) is fitted and the selection
+    says why."""
     reason = None
     try:
-        result, chosen, validations = choose_law(runs, **options)
+        result, chosen, validations = choose_law(runs, laws, groups, **options)
     except FIT_ERRORS as error:  # too few points to hold any out, or the chosen law's fit failed
         reason = f"cannot cross-validate: {error}"
     if reason is not None:
-        law = law_named(schemas.DEFAULT_LAW)
+        names = [law.name for law in laws]
+        law = law_named(schemas.DEFAULT_LAW if schemas.DEFAULT_LAW in names else names[0])
         result = _fit(law, runs, options)
         selection = {
             "chosen": law.name,
@@ -173,12 +188,14 @@ def _chosen_fit(
     return law_named(result.law), result, validation, selection
 
 
-def _other_laws(law: Law, runs: Sequence[Run], options: Mapping[str, Any]) -> list[FitResult]:
-    """With ``auto``, every other registered law fitted to the same runs: their disagreement with
-    the chosen law widens its bands (:mod:`fitting.intervals`). A law whose fit fails is left
-    out."""
+def _other_laws(
+    law: Law, runs: Sequence[Run], options: Mapping[str, Any], laws: Sequence[Law]
+) -> list[FitResult]:
+    """With ``auto``, every other law of ``laws`` fitted to the same runs: their disagreement
+    with the chosen law widens its bands (:mod:`fitting.intervals`). A law whose fit fails is
+    left out."""
     fits = []
-    for other in LAWS.values():
+    for other in laws:
         if other.name != law.name:
             try:
                 fits.append(fit_law(other, runs, **options))

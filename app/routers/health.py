@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from app import __version__, schemas
 from fitting.fit import COMPILATIONS, WARMUP_TREATMENTS
-from fitting.laws import LAWS
+from fitting.laws import CONTINUAL_LAWS, LAWS
 from fitting.schedules import describe_schedule_types
 
 router = APIRouter(tags=["health"])
@@ -68,13 +68,15 @@ async def laws() -> dict[str, Any]:
                     }
                     for p in law.parameters
                 ],
+                "continual": law.name in CONTINUAL_LAWS,
             }
-            for law in LAWS.values()
+            for law in (*LAWS.values(), *CONTINUAL_LAWS.values())
         },
         "auto": (
             "law 'auto' cross-validates every law above on the fit's runs (leave one run out; "
             "one run: its last 20% of steps held out) and fits the one with the lowest held-out "
-            "PredE"
+            "PredE; the continual laws (continual: true) read runs that continue runs and are "
+            "compared only on them, the others only on runs that continue none"
         ),
         "warmup_treatments": list(WARMUP_TREATMENTS),
     }

@@ -21,9 +21,11 @@ from app.domain import FitReport
 from app.errors import InputError
 from app.http_cache import digest
 from app.policy import fit_report, law_named
+from app.services import continual
 from app.services.runs import run_lr
-from app.storage import FitRecord, FitRunSnapshot, NewFit, Store
+from app.storage import FitRecord, FitRunSnapshot, NewFit, RunRecord, Store
 from fitting.fit import Run
+from fitting.laws import CONTINUAL_LAWS, is_continual
 
 
 def fit_run_ids(store: Store, run_ids: Sequence[str], with_group: bool) -> list[str]:
@@ -70,10 +72,12 @@ def new_fit(
     if len(set(body.run_ids)) != len(body.run_ids):
         raise InputError(f"each run may appear once, got {body.run_ids}", "run_ids")
     records = store.get_runs(fit_run_ids(store, body.run_ids, body.with_group))
-    runs, snapshots = [], []
+    runs, options = fitted_runs(store, records, body)
+    if options:
+        records = options.pop("records")
+    snapshots = []
     for record in records:
         lr = run_lr(record)
-        runs.append(Run(lr, record.steps, record.loss, record.id))
         snapshots.append(
             FitRunSnapshot(
                 run_id=record.id,
@@ -90,8 +94,18 @@ def new_fit(
                 loss=record.loss,
             )
         )
-    report = fit_report(runs, body, progress=progress)
+    report = fit_report(runs, body, progress=progress, **options)
     report = replace(report, points_fitted={record.id: record.num_points for record in records})
+    if report.selection is not None and options:
+        note = (
+            "runs that continue runs: auto compares the continual laws "
+            f"{[law.name for law in options['laws']]} (the schedule laws read one schedule per "
+            "run and one domain, not a history across a branch on two domains), cross-validated "
+            "leaving one group (a phase's curves) out at a time"
+        )
+        earlier = report.selection.get("note")
+        selection = {**report.selection, "note": f"{note}; {earlier}" if earlier else note}
+        report = replace(report, selection=selection)
     stored = report.to_json()
     return NewFit(
         law=report.law,
@@ -101,6 +115,34 @@ def new_fit(
         options=body.model_dump(exclude={"run_ids"}),
         runs=snapshots,
     )
+
+
+def fitted_runs(
+    store: Store, records: Sequence[RunRecord], body: schemas.FitCreate
+) -> tuple[list[Run], dict[str, Any]]:
+    """The fitter's runs of ``records`` and the policy's options for them. A continual law
+    (``cpt``, or ``auto`` over runs among which one continues another) fits their histories
+    (:mod:`app.services.continual`), with the parents added, its candidate laws, the groups of
+    its cross-validation and the fit's domains; the schedule laws fit each run's own schedule,
+    and refuse runs that continue runs."""
+    continuing = [record.id for record in records if continual.is_continuing(record)]
+    if is_continual(body.law) or (body.law == schemas.AUTO and continuing):
+        records = continual.with_parents(store, records)
+        domains = continual.fit_domains(records)
+        runs = continual.history_runs(records, domains)
+        return runs, {
+            "records": records,
+            "laws": list(CONTINUAL_LAWS.values()),
+            "groups": continual.groups_of(records),
+            "domains": domains.to_json(),
+        }
+    if continuing:
+        raise InputError(
+            f"run(s) {continuing} continue other runs: law {body.law!r} reads one schedule per "
+            "run; fit them with law 'cpt' (or 'auto')",
+            "law",
+        )
+    return [Run(run_lr(record), record.steps, record.loss, record.id) for record in records], {}
 
 
 def fit_out(fit: FitRecord) -> dict[str, Any]:
@@ -137,6 +179,7 @@ def fit_out(fit: FitRecord) -> dict[str, Any]:
         "uncertainty": report.uncertainty_summary(),
         "uncertainty_note": report.band_uncertainty()[1],
         "identification": report.identification or None,
+        "domains": report.domains,
         "result": report.to_json(),
         "created_at": fit.created_at,
     }

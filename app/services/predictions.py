@@ -21,14 +21,16 @@ from app import schemas
 from app.domain import Curve, FitReport, FittedLaw, Model, json_safe
 from app.errors import InputError, NotFound
 from app.policy import law_named
+from app.services import continual
 from app.services.runs import explicit_lr, run_lr, schedule_lr
 from app.storage import FitRecord, RunRecord, Store
 from fitting.errors import InvalidInput
 from fitting.fit import DEFAULT_WARMUP, predict_losses
 from fitting.intervals import predict_intervals
-from fitting.laws import natural_bounds
+from fitting.laws import is_continual, natural_bounds
 from fitting.metrics import curve_metrics
 from fitting.predict import curve_steps
+from fitting.schedules import warmup_steps_of
 
 
 def model_of_fit(fit: FitRecord) -> Model:
@@ -114,15 +116,132 @@ def _at(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
+def _continual_inputs(
+    store: Store | None,
+    model: Model,
+    candidates: Sequence[schemas.Candidate],
+    prefixes: Sequence[str],
+) -> list[continual.Branch] | None:
+    """Under a continual law (cpt), each candidate's history (:mod:`app.services.continual`);
+    None under a schedule law, which refuses candidates that continue runs or name a domain."""
+    if not is_continual(model.fitted.law):
+        for candidate, prefix in zip(candidates, prefixes, strict=True):
+            for name in ("continues", "domain"):
+                if getattr(candidate, name, None) is not None:
+                    raise InputError(
+                        f"{name} needs a fit of a continual law (cpt); this fit's law is "
+                        f"{model.fitted.law.name!r}",
+                        _at(prefix, name),
+                    )
+        return None
+    domains = continual.Domains.from_json(model.domains)
+    if domains is None or store is None:
+        raise InputError(
+            "a cpt prediction needs a stored fit (fit_id), whose runs name the domains", "fit_id"
+        )
+    branches = []
+    for candidate, prefix in zip(candidates, prefixes, strict=True):
+        if candidate.schedule is not None:
+            lr = schedule_lr(candidate.schedule, _at(prefix, "schedule"))
+        else:
+            lr = explicit_lr(candidate.lr_per_step, _at(prefix, "lr_per_step"))
+        branches.append(
+            continual.branch(
+                store,
+                domains,
+                lr,
+                getattr(candidate, "domain", None),
+                getattr(candidate, "continues", None),
+                getattr(candidate, "replay", 0.0),
+                prefix,
+            )
+        )
+    return branches
+
+
+def _continual_curves(
+    model: Model,
+    candidates: Sequence[schemas.Candidate],
+    prefixes: Sequence[str],
+    branches: Sequence[continual.Branch],
+    level: float | None,
+) -> tuple[list[Curve], Bands]:
+    """:func:`predict_curves` under a continual law: the curves of the candidates' domains, at
+    their own steps (a continuation's from its checkpoint, 0, to ``T``)."""
+    grids = []
+    for candidate, prefix, branch in zip(candidates, prefixes, branches, strict=True):
+        if candidate.steps is not None:
+            steps = np.asarray(candidate.steps, dtype=np.int64)
+            beyond = np.flatnonzero(steps > branch.last_step)
+            if beyond.size:
+                raise InputError(
+                    f"steps must lie in [0, {branch.last_step}] (the phase's steps), got "
+                    f"steps[{beyond[0]}]={steps[beyond[0]]}",
+                    _at(prefix, "steps"),
+                )
+        else:
+            steps = branch.grid(candidate.num_points or schemas.DEFAULT_NUM_POINTS)
+        grids.append(steps)
+    histories = [branch.history for branch in branches]
+    indices = [branch.indices(steps) for branch, steps in zip(branches, grids, strict=True)]
+    fitted = model.fitted
+    try:
+        losses = predict_losses(fitted.law, fitted.params, histories, indices, fitted.warmup)
+    except InvalidInput as error:
+        raise InputError(str(error)) from error
+    _check_finite(prefixes, grids, losses)
+    names = _names(candidates, prefixes)
+    bands = prediction_bands(model, histories, indices, level, names)
+    curves = [
+        Curve(
+            steps=steps,
+            loss=np.asarray(loss, dtype=np.float64),
+            lr=branch.rates_at(steps),
+            total_steps=int(branch.lr.size),
+            warmup_end=warmup_steps_of(branch.lr),
+            lower=None if band is None else band[0],
+            upper=None if band is None else band[1],
+            name=candidate.name,
+        )
+        for candidate, branch, steps, loss, band in zip(
+            candidates, branches, grids, losses, bands.bands, strict=True
+        )
+    ]
+    return curves, bands
+
+
+def _check_finite(prefixes, grids, losses) -> None:
+    for prefix, steps, loss in zip(prefixes, grids, losses, strict=True):
+        bad = np.flatnonzero(~np.isfinite(loss))
+        if bad.size:
+            raise InputError(
+                f"the law predicts a non-finite loss at step {int(steps[bad[0]])} with these "
+                "parameters",
+                prefix or None,
+            )
+
+
+def _names(candidates, prefixes) -> list[str]:
+    return [
+        candidate.name or prefix or f"candidate {j}"
+        for j, (candidate, prefix) in enumerate(zip(candidates, prefixes, strict=True))
+    ]
+
+
 def predict_curves(
     model: Model,
     candidates: Sequence[schemas.Candidate],
     prefixes: Sequence[str],
     level: float | None = None,
+    store: Store | None = None,
 ) -> tuple[list[Curve], Bands]:
     """One predicted curve per candidate, all in one call into ``fitting``, each with its
     ``level`` band when the model has an uncertainty; ``prefixes`` say where each candidate
-    sits in the request (``candidates[2]``), for error messages."""
+    sits in the request (``candidates[2]``), for error messages. Under a continual law (cpt)
+    the candidates may continue runs of ``store`` (:mod:`app.services.continual`)."""
+    branches = _continual_inputs(store, model, candidates, prefixes)
+    if branches is not None:
+        return _continual_curves(model, candidates, prefixes, branches, level)
     schedules, grids = [], []
     for candidate, prefix in zip(candidates, prefixes, strict=True):
         if candidate.schedule is not None:
@@ -147,18 +266,8 @@ def predict_curves(
         losses = predict_losses(fitted.law, fitted.params, schedules, grids, fitted.warmup)
     except InvalidInput as error:
         raise InputError(str(error)) from error
-    for prefix, steps, loss in zip(prefixes, grids, losses, strict=True):
-        bad = np.flatnonzero(~np.isfinite(loss))
-        if bad.size:
-            raise InputError(
-                f"the law predicts a non-finite loss at step {int(steps[bad[0]])} with these "
-                "parameters",
-                prefix or None,
-            )
-    names = [
-        candidate.name or prefix or f"candidate {j}"
-        for j, (candidate, prefix) in enumerate(zip(candidates, prefixes, strict=True))
-    ]
+    _check_finite(prefixes, grids, losses)
+    names = _names(candidates, prefixes)
     bands = prediction_bands(model, schedules, grids, level, names)
     curves = [
         Curve.on_schedule(lr, steps, loss, band, candidate.name)
@@ -176,7 +285,7 @@ def predict(store: Store, body: schemas.PredictionRequest) -> dict[str, Any]:
         model = inline_model(body.law, body.params, body.warmup)
     candidates = body.candidate_list()
     prefixes = [f"candidates[{j}]" if body.candidates else "" for j in range(len(candidates))]
-    curves, bands = predict_curves(model, candidates, prefixes, body.level)
+    curves, bands = predict_curves(model, candidates, prefixes, body.level, store)
     return prediction_out(model, curves, bands, single=body.candidates is None)
 
 
@@ -262,6 +371,13 @@ def forecast_out(
     points seen by the fit, default all). No storage: the CLI calls it too."""
     model = model_of_fit(fit)
     fitted = model.fitted
+    if is_continual(fitted.law):
+        raise InputError(
+            f"fit {fit.id!r} is of the continual law {fitted.law.name!r}: predict a run that "
+            "continues another with POST /v1/predictions (candidates with continues, domain "
+            "and the phase's schedule)",
+            "fit_id",
+        )
     lr = run_lr(run)
     grid = curve_steps(lr, num_points)
     logged, curve = predict_losses(
