@@ -25,6 +25,7 @@ from app import plan_schemas, schemas
 from app.errors import BudgetExceeded
 from app.settings import BUDGET_VARIABLES, Settings
 from fitting.plan import COOLDOWN_SHAPES, DEFAULT_COOLDOWN_FRACTIONS, SEARCH_POINTS
+from fitting.plan.continual import DEFAULT_PEAK_COUNT
 from fitting.schedules import schedule_length
 
 
@@ -118,6 +119,18 @@ def plan_steps(body: Any) -> tuple[int, str] | None:
         return (
             SEARCH_POINTS * body.max_steps,
             f"{SEARCH_POINTS} lengths per search batch x {body.max_steps} max_steps",
+        )
+    if isinstance(body, plan_schemas.CptPlan):
+        options = (
+            (len(body.peaks) if body.peaks is not None else DEFAULT_PEAK_COUNT)
+            * len(set(body.shapes))
+            * len(set(body.replays))
+        )
+        history = body.continues.at_step + 1 + body.total_steps
+        return (
+            2 * options * 2 * history,
+            f"2 domains x {options} options (peaks x shapes x replays) x 2 x {history} "
+            "history steps (the parent's to the branch, then total_steps; rate and share each)",
         )
     if isinstance(body, plan_schemas.OptimisePlan):
         cooldowns = len(DEFAULT_COOLDOWN_FRACTIONS) * len(COOLDOWN_SHAPES)

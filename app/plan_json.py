@@ -12,9 +12,9 @@ from dataclasses import asdict
 from typing import Any
 
 from app.domain import json_safe
-from fitting.plan import OptimisedSchedule
+from fitting.plan import ContinuationPlan, OptimisedSchedule
 
-__all__ = ["optimised_json", "record_json"]
+__all__ = ["continuation_json", "optimised_json", "record_json"]
 
 
 def record_json(record: Any) -> dict[str, Any]:
@@ -29,4 +29,12 @@ def optimised_json(result: OptimisedSchedule, include_lr: bool = False) -> dict[
     values = asdict(result)
     if not include_lr:
         values.pop("lr")
+    return json_safe(values)
+
+
+def continuation_json(result: ContinuationPlan) -> dict[str, Any]:
+    """A :class:`~fitting.plan.ContinuationPlan` as JSON, without its cost model (the plan's
+    ``tokens_per_step`` and ``n_params`` say it)."""
+    values = asdict(result)
+    values.pop("scale")
     return json_safe(values)

@@ -1,7 +1,8 @@
 """Request and response shapes of ``POST /v1/plans`` (pydantic), each with an example for /docs.
 
-One endpoint, five kinds of plan, told apart by ``kind`` (a discriminated union): ``compare``,
-``cooldown``, ``steps_to_target``, ``budget``, ``optimise``. Each is one function of
+One endpoint, six kinds of plan, told apart by ``kind`` (a discriminated union): ``compare``,
+``cooldown``, ``steps_to_target``, ``budget``, ``optimise``, and ``cpt`` (a continuation's
+trade-off under the continual law). Each is one function of
 :mod:`fitting.plan`, whose docstrings define every field of the results (their JSON:
 :mod:`app.plan_json`). Structure is checked here; the numbers (a schedule's arguments, a budget
 that needs a model size) by ``fitting/``, whose messages say which value is wrong.
@@ -13,7 +14,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.schemas import COSINE_24000, DEFAULT_LEVEL, MAX_CANDIDATES, MAX_CURVE_POINTS, Warmup
+from app.schemas import (
+    COSINE_24000,
+    DEFAULT_LEVEL,
+    MAX_CANDIDATES,
+    MAX_CURVE_POINTS,
+    Continues,
+    Share,
+    Warmup,
+)
 from fitting.plan import (
     COOLDOWN_SHAPES,
     DEFAULT_COOLDOWN_FRACTIONS,
@@ -21,6 +30,7 @@ from fitting.plan import (
     DEFAULT_NUM_KNOTS,
     NEAR_OPTIMAL_TOLERANCE,
 )
+from fitting.plan.continual import CONTINUATION_SHAPES, DEFAULT_REPLAYS
 from fitting.predict import DEFAULT_NUM_POINTS
 from fitting.schedules import DECAY_TYPES, MAX_TOTAL_STEPS
 
@@ -28,6 +38,8 @@ from fitting.schedules import DECAY_TYPES, MAX_TOTAL_STEPS
 MAX_COOLDOWN_FRACTIONS = 201
 #: Most knots of an optimised schedule.
 MAX_KNOTS = 2048
+#: Most peaks (and most replay shares) one cpt plan may try.
+MAX_CPT_VALUES = 32
 
 COSINE_FAMILY = {k: v for k, v in COSINE_24000.items() if k != "total_steps"}
 INLINE_LAW = {
@@ -227,8 +239,63 @@ class OptimisePlan(_PlanBase):
     )
 
 
+class CptPlan(_PlanBase):
+    """A continuation's trade-off under a fit of the continual law ``cpt``
+    (:func:`fitting.plan.plan_continuation`): for ``total_steps`` steps continuing the stored run
+    ``continues.run_id`` from its step ``continues.at_step``, every re-warm peak x decay shape x
+    replay share, with its predicted final loss on the new and the old domain; the best new-domain
+    final whose old-domain final is within ``old_ceiling`` (none: the lowest new-domain final),
+    and the Pareto front of the two."""
+
+    kind: Literal["cpt"]
+    continues: Continues
+    total_steps: int = Field(ge=2, le=MAX_TOTAL_STEPS, description="the continuation's steps")
+    peaks: list[Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CPT_VALUES,
+        description="re-warm peaks (default: 5 log-spaced from the rate at the branch to the "
+        "base's peak)",
+    )
+    shapes: list[Literal[CONTINUATION_SHAPES]] = Field(  # type: ignore[valid-type]
+        list(CONTINUATION_SHAPES),
+        min_length=1,
+        max_length=len(CONTINUATION_SHAPES),
+        description="decay shapes after the re-warm: cosine, linear, wsd (last 20%), constant",
+    )
+    replays: list[Share] = Field(list(DEFAULT_REPLAYS), min_length=1, max_length=MAX_CPT_VALUES)
+    num_warmup_steps: int | None = Field(
+        None, ge=0, le=MAX_TOTAL_STEPS, description="the re-warm's length (default 5% of T)"
+    )
+    min_lr: float | None = Field(
+        None,
+        ge=0,
+        allow_inf_nan=False,
+        strict=True,
+        description="the floor (default the branch rate)",
+    )
+    old_ceiling: float | None = Field(
+        None, gt=0, allow_inf_nan=False, strict=True, description="most the old final loss may be"
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "cpt",
+                    "fit_id": "fit_5e0a...",
+                    "continues": {"run_id": "run_0f3c...", "at_step": 1399},
+                    "total_steps": 1000,
+                    "old_ceiling": 1.9,
+                }
+            ]
+        },
+    )
+
+
 PlanRequest = Annotated[
-    ComparePlan | CooldownPlanRequest | StepsToTargetPlan | BudgetPlan | OptimisePlan,
+    ComparePlan | CooldownPlanRequest | StepsToTargetPlan | BudgetPlan | OptimisePlan | CptPlan,
     Field(discriminator="kind"),
 ]
 
@@ -256,7 +323,8 @@ class PlanOut(BaseModel):
         description=(
             "the plan, as fitting.plan returns it: compare -> {'ranking': [ScheduleForecast]}, "
             "cooldown -> CooldownPlan, steps_to_target -> StepsToTarget, budget -> "
-            "ScheduleForecast, optimise -> OptimisedSchedule (fields documented there)"
+            "ScheduleForecast, optimise -> OptimisedSchedule, cpt -> ContinuationPlan (fields "
+            "documented there)"
         )
     )
     seconds: float

@@ -16,13 +16,14 @@ from app import plan_schemas as schemas
 from app.deps import Compute, get_compute, get_settings, get_store
 from app.domain import FittedLaw
 from app.errors import InputError, NotFound
-from app.plan_json import optimised_json, record_json
+from app.plan_json import continuation_json, optimised_json, record_json
 from app.schemas import error_responses
-from app.services import predictions
+from app.services import continual, predictions
 from app.settings import Settings
 from app.storage import FitRecord, Store
 from fitting import plan
 from fitting.errors import InvalidInput
+from fitting.laws import is_continual
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -122,12 +123,48 @@ def _optimise(model, scale, body: schemas.OptimisePlan):
     return result.planned(), optimised_json(result, include_lr=body.include_lr_per_step)
 
 
+def _cpt(model, scale, body: schemas.CptPlan, store: Store | None):
+    if store is None:
+        raise InputError("a cpt plan continues a stored run: ask a running service (--url)")
+    try:
+        parent = store.get_run(body.continues.run_id)
+    except NotFound:
+        raise InputError(
+            f"no run {body.continues.run_id!r} to continue", "continues.run_id"
+        ) from None
+    if continual.is_continuing(parent):
+        raise InputError(
+            f"run {parent.id!r} continues another run: the cpt law continues a base run",
+            "continues.run_id",
+        )
+    if body.continues.at_step >= parent.total_steps:
+        raise InputError(
+            f"at_step must lie within the parent's schedule [0, {parent.total_steps - 1}], got "
+            f"at_step={body.continues.at_step}",
+            "continues.at_step",
+        )
+    result = plan.plan_continuation(
+        model,
+        continual.base_rates(parent, body.continues.at_step),
+        body.total_steps,
+        peaks=body.peaks,
+        shapes=body.shapes,
+        replays=body.replays,
+        num_warmup_steps=body.num_warmup_steps,
+        min_lr=body.min_lr,
+        old_ceiling=body.old_ceiling,
+        scale=scale,
+    )
+    return result.planned(), continuation_json(result)
+
+
 PLANNERS = {
     "compare": _compare,
     "cooldown": _cooldown,
     "steps_to_target": _steps_to_target,
     "budget": _budget,
     "optimise": _optimise,
+    "cpt": _cpt,
 }
 
 
@@ -138,9 +175,18 @@ def make_plan(store: Store, body, settings: Settings | None = None) -> dict[str,
     began = time.perf_counter()
     model, fit_id, scale = _fitted_law(store, body)
     planner = PLANNERS[body.kind]
+    if is_continual(model.law) != (body.kind == "cpt"):
+        raise InputError(
+            f"plan kind {body.kind!r} needs a fit of "
+            + ("the continual law (cpt)" if body.kind == "cpt" else "a schedule law")
+            + f"; this one is of {model.law.name!r}",
+            "kind",
+        )
     try:
         if body.kind == "budget":
             planned, result = planner(model, scale, body, settings)
+        elif body.kind == "cpt":
+            planned, result = planner(model, scale, body, store)
         else:
             planned, result = planner(model, scale, body)
     except InputError:
@@ -180,6 +226,9 @@ async def create_plan(
     - ``budget``: the final loss ``total_steps``, ``tokens`` or ``flops`` buy with a family.
     - ``optimise``: the monotone schedule that minimises the final loss, against cosine and
       the best WSD.
+    - ``cpt`` (a fit of the continual law): continuing a stored run for ``total_steps``, every
+      re-warm peak x decay shape x replay share with its final loss on the new and the old
+      domain, the Pareto front, and the best new-domain final under ``old_ceiling``.
 
     ``planned`` is the run the plan recommends (or evaluates) and its predicted final loss.
 

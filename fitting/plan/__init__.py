@@ -19,6 +19,11 @@ its fitted parameters and the warmup treatment they were fitted with), one modul
   through the law), compared with cosine and the best WSD of the same length.
 * :mod:`~fitting.plan.cost` -- :class:`TrainingScale`, the cost model: what a step costs in
   tokens and FLOPs.
+* :mod:`~fitting.plan.continual` -- :func:`plan_continuation`: under the continual law
+  (``cpt``), the trade-off of continuing a base run for a budget of steps -- every re-warm peak,
+  decay shape and replay share with its final loss on the new and the old domain, the Pareto
+  front, and the best new-domain loss under a ceiling on the old one. It takes the base's
+  rates up to the branch, not a schedule family, and only continual laws.
 
 Each answer is a frozen record whose ``planned()`` is a :class:`PlannedRun`, the run the plan
 recommends. Their JSON is the service's business (``app/plan_json.py``), not this package's.
@@ -35,6 +40,12 @@ HTTP code.
 """
 
 from fitting.plan.compare import ScheduleForecast, compare_schedules
+from fitting.plan.continual import (
+    CONTINUATION_SHAPES,
+    ContinuationOption,
+    ContinuationPlan,
+    plan_continuation,
+)
 from fitting.plan.cost import TrainingScale, parse_model_size
 from fitting.plan.optimise import DEFAULT_NUM_KNOTS, OptimisedSchedule, optimise_schedule
 from fitting.plan.planned import PlannedRun
@@ -53,12 +64,15 @@ from fitting.plan.searches import (
 )
 
 __all__ = [
+    "CONTINUATION_SHAPES",
     "COOLDOWN_SHAPES",
     "DEFAULT_COOLDOWN_FRACTIONS",
     "DEFAULT_MAX_STEPS",
     "DEFAULT_NUM_KNOTS",
     "NEAR_OPTIMAL_TOLERANCE",
     "SEARCH_POINTS",
+    "ContinuationOption",
+    "ContinuationPlan",
     "CooldownPlan",
     "OptimisedSchedule",
     "PlannedRun",
@@ -71,5 +85,6 @@ __all__ = [
     "loss_for_budget",
     "optimise_schedule",
     "parse_model_size",
+    "plan_continuation",
     "steps_to_target",
 ]
