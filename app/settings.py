@@ -26,6 +26,10 @@
   ``LOSSCAST_JOB_LEASE`` (``30``): seconds a worker holds a job without renewing it before
   another may take it over; ``LOSSCAST_JOB_POLL`` (``1``): seconds between polls of an empty
   queue.
+- ``LOSSCAST_WORKER_THREADS`` (``1``): the threads each ``losscast worker`` lets a fit use
+  (XLA's CPU pool through ``NPROC``, BLAS/OpenMP through ``OMP_NUM_THREADS`` and its kin, set
+  before JAX starts, unless already set); ``0`` leaves every library its own default (all the
+  cores). One thread per worker lets N workers share N cores instead of each oversubscribing them.
 - ``LOSSCAST_SYNC_FIT_SECONDS`` (``20``): the longest a synchronous ``POST /v1/fits`` (without
   ``Prefer: respond-async``) keeps the client waiting; a fit still running then is answered
   202 with its job (``Location``, ``Retry-After``) and ends as that job, in the same process
@@ -120,6 +124,7 @@ class Settings(BaseSettings):
     job_lease: float = _variable("LOSSCAST_JOB_LEASE", 30.0, gt=0)
     job_poll: float = _variable("LOSSCAST_JOB_POLL", 1.0, gt=0)
     sync_fit_seconds: float = _variable("LOSSCAST_SYNC_FIT_SECONDS", 20.0, gt=0)
+    worker_threads: int = _variable("LOSSCAST_WORKER_THREADS", 1, ge=0)
     refit: bool = _variable("LOSSCAST_REFIT", True)
     refit_delay: int = _variable("LOSSCAST_REFIT_DELAY", 10, ge=0)
     refit_max_wait: int = _variable("LOSSCAST_REFIT_MAX_WAIT", 120, ge=0)
@@ -147,6 +152,7 @@ class Settings(BaseSettings):
         "job_lease",
         "job_poll",
         "sync_fit_seconds",
+        "worker_threads",
         "refit_delay",
         "refit_max_wait",
         "refit_max_pending",

@@ -5,16 +5,19 @@ curve of ``bench.core`` (33,840 points, losses from a fit of the 25M MPL runs), 
 ``--workers`` ``losscast worker`` processes on the database; every worker warmed up by a job of
 its own (each process compiles, or loads from the shared JAX cache, its kernels); then one job
 alone, then one job per worker submitted together, timed from submission until every job is
-``done``. Prints both times and their ratio (the issue's target: under 1.3x on 2 cores, 2
-workers). The fits run in separate processes, so the in-process rule of one fit at a time
-(``app.deps.Compute``) does not serialise them. ``XLA_FLAGS`` (inherited by the workers) sets
-their threads, e.g. ``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``.
+``done``, ``--repeats`` times. Prints both times and their ratio each time, then the medians
+(the issue's target: under 1.3x on 2 cores, 2 workers), with the load average before and after.
+The fits run in separate processes, so the in-process rule of one fit at a time
+(``app.deps.Compute``) does not serialise them. Each worker limits its fits' threads
+(``LOSSCAST_WORKER_THREADS``, default 1, inherited from this process's environment; 0 for the
+libraries' defaults).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,10 +47,15 @@ def _wait(store: Store, job_ids: list[str], timeout: float = 1800) -> float:
         time.sleep(0.1)
 
 
+def _load() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     folder = tempfile.mkdtemp(prefix="losscast-bench-jobs-")
     url = args.database_url or f"sqlite:///{folder}/jobs.db"
@@ -83,17 +91,28 @@ def main() -> None:
     workers = [
         subprocess.Popen([*command, "--name", f"bench-{i}"], env=env) for i in range(args.workers)
     ]
+    threads = os.environ.get("LOSSCAST_WORKER_THREADS", "1 (default)")
+    print(f"{args.workers} workers, {threads} thread(s) each; {_load()}")
     try:
         warm = _wait(store, _submit(store, run.id, args.workers))
         print(f"warm-up ({args.workers} jobs, compiling): {warm:.1f} s")
-        one = _wait(store, _submit(store, run.id, 1))
-        print(f"1 job alone: {one:.1f} s")
-        together_ids = _submit(store, run.id, args.workers)
-        together = _wait(store, together_ids)
-        runners = {store.get_job(job_id).worker for job_id in together_ids}
+        ones, togethers = [], []
+        for repeat in range(args.repeats):
+            one = _wait(store, _submit(store, run.id, 1))
+            together_ids = _submit(store, run.id, args.workers)
+            together = _wait(store, together_ids)
+            runners = {store.get_job(job_id).worker for job_id in together_ids}
+            ones.append(one)
+            togethers.append(together)
+            print(
+                f"repeat {repeat + 1}: 1 job alone {one:.1f} s; {args.workers} jobs together "
+                f"{together:.1f} s on {len(runners)} workers = {together / one:.2f}x; {_load()}"
+            )
+        ratios = sorted(t / o for t, o in zip(togethers, ones, strict=True))
         print(
-            f"{args.workers} jobs together: {together:.1f} s on {len(runners)} workers = "
-            f"{together / one:.2f}x one (target < 1.3x); load average {os.getloadavg()[0]:.1f} "
+            f"median: 1 job {statistics.median(ones):.1f} s, {args.workers} together "
+            f"{statistics.median(togethers):.1f} s, ratio {statistics.median(ratios):.2f}x "
+            f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}; target < 1.3x); {_load()} "
             f"on {os.cpu_count()} CPUs"
         )
     finally:

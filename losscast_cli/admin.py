@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -41,6 +42,12 @@ def add_admin_commands(commands) -> None:
     )
     worker.add_argument("--poll", type=float, help="seconds between polls of an empty queue")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.add_argument(
+        "--threads",
+        type=int,
+        help="threads each fit may use (default $LOSSCAST_WORKER_THREADS, 1; 0: the libraries' "
+        "own defaults, every core)",
+    )
     worker.set_defaults(handler=_worker)
 
     keys = commands.add_parser("keys", help="API keys (scopes read, write, admin)")
@@ -158,16 +165,45 @@ def _keys_revoke(args) -> int:
     return 0
 
 
+#: The variables that size the thread pools a fit uses, read once when each library starts:
+#: XLA's CPU client (``NPROC``; ``XLA_FLAGS`` such as ``intra_op_parallelism_threads`` do not
+#: bound it in JAX 0.10) and the BLAS/OpenMP behind numpy and scipy.
+THREAD_VARIABLES = ("NPROC", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_threads(threads: int) -> dict[str, str]:
+    """Set :data:`THREAD_VARIABLES` to ``threads`` (those not set already) before JAX or numpy
+    starts in this process, so that several workers on one machine share its cores instead of
+    each running a pool as large as the machine; 0 leaves them alone. The variables set."""
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: the libraries' defaults), got {threads}")
+    if threads == 0:
+        return {}
+    started = [name for name in ("jax", "numpy") if name in sys.modules]
+    if started:
+        print(
+            f"warning: {', '.join(started)} already imported: the thread limit needs a new process",
+            file=sys.stderr,
+        )
+    chosen = {name: str(threads) for name in THREAD_VARIABLES if name not in os.environ}
+    os.environ.update(chosen)
+    return chosen
+
+
 def _worker(args) -> int:
     import signal
     import threading
 
-    from app.jobs import Worker
-    from app.logs import configure_logging
     from app.settings import Settings
-    from app.warmup import configure_jax_cache
 
     settings = Settings.from_env()
+    # Before anything imports JAX or numpy: their thread pools are sized when they start.
+    limit_threads(settings.worker_threads if args.threads is None else args.threads)
+
+    from app.jobs import Worker
+    from app.logs import configure_logging
+    from app.warmup import configure_jax_cache
+
     configure_logging(settings.log_level, settings.log_format)
     configure_jax_cache(settings.jax_cache_dir)
     store = _store(args, upgrade=True)
