@@ -37,6 +37,7 @@ PLAN_KINDS = {
     "steps": "steps_to_target",
     "budget": "budget",
     "optimise": "optimise",
+    "cpt": "cpt",
 }
 
 EPILOG = """examples (the curves shipped in tests/data/mpl):
@@ -321,6 +322,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     optimise.add_argument("--num-knots", type=int)
     optimise.add_argument("--max-iterations", type=int)
+    add_cpt_plan_arguments(
+        kinds.add_parser(
+            "cpt",
+            parents=parents,
+            help="continual pre-training: re-warm peak x decay shape x replay, new vs old domain",
+            description="Under a fit of the cpt law (with --url: --fit-id, or --fit of a fit "
+            "the service made), every continuation of --total-steps steps from a stored run's "
+            "step: its final loss on the new and the old domain, the Pareto front, and the best "
+            "new-domain loss within --old-ceiling.",
+        )
+    )
     plan.set_defaults(handler=_plan)
     add_plot_command(commands, output, source, runs)  # plot: PNG/SVG of fits, predictions, plans
     return parser
@@ -739,6 +751,8 @@ def _plan_body(args) -> dict[str, Any]:
         if args.num_points is not None:
             body["num_points"] = args.num_points
         return body
+    if kind == "cpt":
+        return {**body, **cpt_plan_fields(args)}
     body["schedule"] = _schedule_text(args.schedule)
     if kind == "cooldown":
         if args.fractions:
@@ -762,6 +776,44 @@ def _plan_body(args) -> dict[str, Any]:
         for name in ("num_knots", "max_iterations"):
             if getattr(args, name) is not None:
                 body[name] = getattr(args, name)
+    return body
+
+
+def add_cpt_plan_arguments(parser) -> None:
+    """The arguments of a cpt plan (``plan cpt`` and ``plot cpt``)."""
+    parser.add_argument(
+        "--continues",
+        required=True,
+        metavar="RUN_ID:STEP",
+        help="the stored run to continue and its step at the branch",
+    )
+    parser.add_argument("--total-steps", type=int, required=True, help="the continuation's steps")
+    parser.add_argument("--peaks", help="comma-separated re-warm peaks (default 5, log-spaced)")
+    parser.add_argument("--shapes", help="comma-separated: cosine,linear,wsd,constant (default)")
+    parser.add_argument("--replays", help="comma-separated replay shares (default 0,0.05,0.1,0.25)")
+    parser.add_argument("--num-warmup-steps", type=int, help="the re-warm (default 5%% of steps)")
+    parser.add_argument("--min-lr", type=float, help="the floor (default the rate at the branch)")
+    parser.add_argument("--old-ceiling", type=float, help="most the old domain's final may be")
+
+
+def cpt_plan_fields(args) -> dict[str, Any]:
+    """The cpt plan's request fields from :func:`add_cpt_plan_arguments`' arguments."""
+    run_id, sep, step = args.continues.rpartition(":")
+    if not sep or not run_id or not step.isdigit():
+        raise UsageError(f"--continues expects RUN_ID:STEP, got {args.continues!r}")
+    body: dict[str, Any] = {
+        "continues": {"run_id": run_id, "at_step": int(step)},
+        "total_steps": args.total_steps,
+    }
+    if args.peaks:
+        body["peaks"] = _floats(args.peaks, "--peaks")
+    if args.replays:
+        body["replays"] = _floats(args.replays, "--replays")
+    if args.shapes:
+        body["shapes"] = [t.strip() for t in args.shapes.split(",") if t.strip()]
+    for name in ("num_warmup_steps", "min_lr", "old_ceiling"):
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
     return body
 
 

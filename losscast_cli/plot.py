@@ -7,12 +7,15 @@ cooldown curve, for reports and CI artifacts.
   with an uncertainty: a fit file written by ``losscast fit --out``, ``--runs`` fitted here, or
   ``--fit-id`` of a service).
 - ``plot cooldown --schedule FRAME``: WSD's final loss against the cooldown fraction, per shape.
+- ``plot cpt``: a continual pre-training plan's trade-off, every continuation's new- against
+  old-domain final loss, with the Pareto front and the best option.
 
 The numbers come from the same application layer as the service (``app/policy.py``,
 ``app/services/``) or, with ``--url``, from the service itself; this module only draws them.
 The format is the output's suffix (``.png``, ``.svg``) unless ``--format`` says. In SVG, text
 stays text and each drawn series has an id: ``logged-K``, ``fitted-K``, ``held-out-K``,
-``curve-K``, ``band-K``, ``cooldown-SHAPE``.
+``curve-K``, ``band-K``, ``cooldown-SHAPE``, ``options-SHAPE-REPLAY``, ``pareto-front``,
+``best``.
 """
 
 from __future__ import annotations
@@ -87,6 +90,25 @@ def add_plot_command(commands, output, source, runs) -> None:
     cooldown.add_argument("--decay-types", help="comma-separated (default linear,cosine,1-sqrt)")
     cooldown.add_argument("--tolerance", type=float, help="loss margin of 'near optimal'")
     cooldown.set_defaults(handler=_plot_cooldown, kind="cooldown")
+
+    cpt = kinds.add_parser(
+        "cpt",
+        parents=[common, output, source, runs],
+        help="a cpt plan's trade-off: new- vs old-domain final loss of every continuation",
+        description="Draw a continual pre-training plan (plan kind cpt): every option's final "
+        "loss on the old domain (x) and the new one (y), the Pareto front, the best option and "
+        "the ceiling. From --plan PLAN.json (`losscast plan cpt --json`), or asked of the "
+        "service (--url, --fit-id and the plan's arguments).",
+    )
+    cpt.add_argument("--plan", type=Path, metavar="PLAN.json", help="a cpt plan's JSON answer")
+    cpt.add_argument("--continues", metavar="RUN_ID:STEP", help="(without --plan) as plan cpt")
+    cpt.add_argument("--total-steps", type=int, help="(without --plan) as plan cpt")
+    for name in ("--peaks", "--shapes", "--replays"):
+        cpt.add_argument(name, help="(without --plan) as plan cpt")
+    cpt.add_argument("--num-warmup-steps", type=int, help="(without --plan) as plan cpt")
+    cpt.add_argument("--min-lr", type=float, help="(without --plan) as plan cpt")
+    cpt.add_argument("--old-ceiling", type=float, help="(without --plan) as plan cpt")
+    cpt.set_defaults(handler=_plot_cpt, kind="cpt")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +251,23 @@ def _cooldown_plan(args) -> dict[str, Any]:
     return json.loads(json.dumps(make_plan(None, request), default=float))
 
 
+def _cpt_plan(args) -> dict[str, Any]:
+    from losscast_cli import main as cli
+
+    if args.plan is not None:
+        out = cli._json_file(args.plan, "--plan")
+        if not isinstance(out, dict) or out.get("kind") != "cpt":
+            raise cli.UsageError(f"--plan: {args.plan} is not the answer of a cpt plan")
+        return out
+    if args.continues is None or args.total_steps is None:
+        raise cli.UsageError("give --plan PLAN.json, or --continues and --total-steps (and --url)")
+    service = cli._service(args)
+    if service is None:
+        raise cli.UsageError("a cpt plan continues a stored run: give --url (or --plan)")
+    body = {"kind": "cpt", **cli.cpt_plan_fields(args), **cli._model_fields(args, service)}
+    return service.post("/v1/plans", body)
+
+
 # ---------------------------------------------------------------------------------------------
 # Drawing.
 
@@ -369,6 +408,63 @@ def draw_cooldown(out: Mapping, args):
     axes.plot([best["decay_fraction"]], [best["final_loss"]], "k*", markersize=12, label="best")
     axes.legend(fontsize=8, title="cooldown shape")
     return figure
+
+
+def draw_cpt(out: Mapping, args):
+    """Every option as a point (old-domain final, new-domain final), one colour per shape and
+    one marker per replay share; the Pareto front joined; the best starred; the ceiling."""
+    plt = _pyplot()
+    plan = out["result"]
+    best = plan["best"]
+    title = f"continuation of {plan['total_steps']} steps: new- vs old-domain final loss"
+    figure, axes = _axes(
+        plt, args, title, xlabel="old-domain final loss", ylabel="new-domain final loss"
+    )
+    shapes = list(dict.fromkeys(o["shape"] for o in plan["options"]))
+    replays = list(dict.fromkeys(o["replay"] for o in plan["options"]))
+    markers = "osD^v<>phX*"
+    for k, shape in enumerate(shapes):
+        for j, replay in enumerate(replays):
+            chosen = [o for o in plan["options"] if o["shape"] == shape and o["replay"] == replay]
+            axes.plot(
+                [o["old_final"] for o in chosen],
+                [o["new_final"] for o in chosen],
+                markers[j % len(markers)],
+                color=f"C{k % 10}",
+                markersize=5,
+                alpha=0.8,
+                linestyle="none",
+                label=f"{shape}, replay {replay:g}",
+                gid=f"options-{shape}-{replay:g}",
+            )
+    front = plan["pareto_front"]
+    axes.plot(
+        [o["old_final"] for o in front],
+        [o["new_final"] for o in front],
+        "k-",
+        linewidth=1,
+        label="Pareto front",
+        gid="pareto-front",
+    )
+    if best is not None:
+        axes.plot(
+            [best["old_final"]],
+            [best["new_final"]],
+            "k*",
+            markersize=14,
+            label=f"best: {best['shape']} peak {best['peak_lr']:.3g} replay {best['replay']:g}",
+            gid="best",
+        )
+    if plan["old_ceiling"] is not None:
+        axes.axvline(plan["old_ceiling"], color="grey", linestyle="--", label="old-domain ceiling")
+    axes.legend(fontsize=7, ncol=2)
+    return figure
+
+
+def _plot_cpt(args) -> int:
+    _format(args)
+    _save(draw_cpt(_cpt_plan(args), args), args)
+    return 0
 
 
 def _plot_fit(args) -> int:

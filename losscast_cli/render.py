@@ -238,12 +238,40 @@ def _optimise(result: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _continuation(result: Mapping[str, Any]) -> str:
+    """A cpt plan: the Pareto front of new- vs old-domain final loss, and the best option."""
+
+    def row(o):
+        mark = "*" if result["best"] and o == result["best"] else ""
+        return [f"{o['peak_lr']:.3g}", o["shape"], f"{o['replay']:g}", o["new_final"],
+                o["old_final"], mark]  # fmt: skip
+
+    ceiling = result["old_ceiling"]
+    lines = [
+        f"continuation of {result['total_steps']} steps (re-warm over "
+        f"{result['num_warmup_steps']}, floor {result['min_lr']:.3g}): {len(result['options'])} "
+        "options; the Pareto front of new- vs old-domain final loss"
+        + (f", old-domain ceiling {ceiling:g}" if ceiling is not None else ""),
+        table(
+            ["peak", "shape", "replay", "new final", "old final", "best"],
+            [row(o) for o in result["pareto_front"]],
+        ),
+    ]
+    best = result["best"]
+    if best is not None and not best["pareto"]:
+        lines.append(f"best (not on the front): {row(best)}")
+    if result["note"]:
+        lines.append(f"note: {result['note']}")
+    return "\n".join(lines)
+
+
 _PLAN_RENDERERS = {
     "compare": _compare,
     "cooldown": _cooldown,
     "steps_to_target": _steps,
     "budget": _budget,
     "optimise": _optimise,
+    "cpt": _continuation,
 }
 
 

@@ -359,3 +359,52 @@ def test_cpt_bands_on_a_held_out_branch(client, cpt_fit, posted, study):
         print(domain, "final", truth[-1], "band", lower[-1], upper[-1])
         assert lower[-1] <= truth[-1] <= upper[-1]
         assert np.all(lower < curve["loss"]) and np.all(curve["loss"] < upper)
+
+
+def test_cli_plans_and_plots_the_cpt_trade_off(client, quick_fit, posted, tmp_path, capsys):
+    """``losscast plan cpt --url`` and ``losscast plot cpt`` (the service here is the module's
+    app through its TestClient), against the same plan asked over HTTP."""
+    import json
+    from xml.etree import ElementTree
+
+    import httpx
+
+    from losscast_cli import main as cli
+
+    service = cli.Service.__new__(cli.Service)
+    service.httpx, service.client, service.url = httpx, client, "http://testserver"
+    branch = f"{posted['base', 'old']}:1399"
+    args = ["--url", "http://testserver", "--fit-id", quick_fit["id"], "--continues", branch]
+    args += ["--total-steps", "1000", "--peaks", "3e-4,1.5e-3,3e-3", "--replays", "0,0.25"]
+    original = cli._service
+    cli._service = lambda parsed: service if parsed.url else None
+    try:
+        assert cli.main(["plan", "cpt", *args, "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert cli.main(["plan", "cpt", *args, "--old-ceiling", "2.0"]) == 0
+        table = capsys.readouterr().out
+        plot = tmp_path / "cpt.svg"
+        assert cli.main(["plot", "cpt", *args, "--old-ceiling", "2.0", "--out", str(plot)]) == 0
+    finally:
+        cli._service = original
+    body = {"kind": "cpt", "fit_id": quick_fit["id"], "total_steps": 1000,
+            "continues": {"run_id": posted["base", "old"], "at_step": 1399},
+            "peaks": [3e-4, 1.5e-3, 3e-3], "replays": [0.0, 0.25]}  # fmt: skip
+    assert (
+        out["result"]["options"] == client.post("/v1/plans", json=body).json()["result"]["options"]
+    )
+    assert len(out["result"]["options"]) == 3 * 4 * 2
+    assert "Pareto front" in table and "old-domain ceiling 2" in table
+    best = client.post("/v1/plans", json={**body, "old_ceiling": 2.0}).json()["planned"]
+    assert f"{best['final_loss']:.5f}" in table
+    ids = {e.get("id") for e in ElementTree.parse(plot).getroot().iter() if e.get("id")}
+    assert {"pareto-front", "best", "options-cosine-0", "options-wsd-0.25"} <= ids
+    # a saved answer draws the same figure's series
+    saved = tmp_path / "plan.json"
+    saved.write_text(json.dumps(out))
+    again = tmp_path / "again.svg"
+    assert cli.main(["plot", "cpt", "--plan", str(saved), "--out", str(again)]) == 0
+    redrawn = {e.get("id") for e in ElementTree.parse(again).getroot().iter() if e.get("id")}
+    assert {"pareto-front", "best", "options-cosine-0"} <= redrawn
+    assert cli.main(["plot", "cpt", "--out", str(tmp_path / "x.svg")]) == 2
+    assert "--plan" in capsys.readouterr().err
