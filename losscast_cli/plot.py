@@ -36,9 +36,10 @@ def add_plot_command(commands, output, source, runs) -> None:
 
     plot = commands.add_parser(
         "plot",
-        help="PNG or SVG of a fit, of predictions with bands, or of a cooldown plan",
+        help="PNG or SVG of a fit, of predictions with bands, of a cooldown or a cpt plan",
         description="Draw a fit (logged vs fitted, held-out runs too), candidate predictions "
-        "with their bands, or a plan's cooldown curve, as PNG or SVG (matplotlib).",
+        "with their bands, a plan's cooldown curve or a cpt plan's trade-off, as PNG or SVG "
+        "(matplotlib).",
     )
     kinds = plot.add_subparsers(dest="plot_kind", required=True, metavar="KIND")
     common = argparse.ArgumentParser(add_help=False)

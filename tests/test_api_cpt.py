@@ -314,6 +314,8 @@ def test_bad_cpt_predictions_and_plans_are_4xx(client, quick_fit, posted, study)
                 "peak_lr": 3e-4, "total_steps": 1000}}  # fmt: skip
     _error(client.post("/v1/plans", json=cooldown), 422, "kind")
     _error(client.get(f"/v1/runs/{posted['none', 'new']}/forecast?fit_id={fit_id}"), 422)
+    curve = f"/v1/fits/{fit_id}/curve?schedule=constant:peak_lr=3e-4,total_steps=100"
+    assert "continues" in _error(client.get(curve), 422, "fit_id")
     # a schedule law refuses runs that continue runs
     refused = client.post(
         "/v1/fits", json={"run_ids": [posted["none", "new"]], "law": "lr_annealing"}

@@ -137,7 +137,10 @@ def _continual_inputs(
     domains = continual.Domains.from_json(model.domains)
     if domains is None or store is None:
         raise InputError(
-            "a cpt prediction needs a stored fit (fit_id), whose runs name the domains", "fit_id"
+            f"law {model.fitted.law.name!r} predicts runs that continue stored runs: POST "
+            "/v1/predictions with the fit_id of a cpt fit (whose runs name the domains) and "
+            "candidates with continues and domain",
+            "fit_id",
         )
     branches = []
     for candidate, prefix in zip(candidates, prefixes, strict=True):
