@@ -5,7 +5,8 @@ curve of ``bench.core`` (33,840 points, losses from a fit of the 25M MPL runs), 
 ``--workers`` ``losscast worker`` processes on the database; every worker warmed up by a job of
 its own (each process compiles, or loads from the shared JAX cache, its kernels); then one job
 alone, then one job per worker submitted together, timed from submission until every job is
-``done``, ``--repeats`` times. Prints both times and their ratio each time, then the medians
+``done``, ``--repeats`` times (with the CPU seconds the workers and the rest of the machine used
+meanwhile). Prints both times and their ratio each time, then the medians
 (the issue's target: under 1.3x on 2 cores, 2 workers), with the load average before and after.
 The fits run in separate processes, so the in-process rule of one fit at a time
 (``app.deps.Compute``) does not serialise them. Each worker limits its fits' threads
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from app.storage import NewRun, Store
 from bench.core import LAW, dense_curve, load_run
@@ -45,6 +47,22 @@ def _wait(store: Store, job_ids: list[str], timeout: float = 1800) -> float:
         if time.perf_counter() - started > timeout:
             raise SystemExit(f"jobs not done after {timeout} s: {[j.status for j in jobs]}")
         time.sleep(0.1)
+
+
+def _cpu(pids: list[int]) -> tuple[float, float] | None:
+    """CPU seconds the processes ``pids`` have used, and the rest of the machine's busy CPU
+    seconds (Linux /proc; None elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        mine = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            mine += int(fields[11]) + int(fields[12])  # utime, stime
+        cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        busy = sum(int(value) for i, value in enumerate(cpu) if i not in (3, 4))  # not idle
+    except (OSError, IndexError, ValueError):
+        return None
+    return mine / tick, (busy - mine) / tick
 
 
 def _load() -> str:
@@ -93,14 +111,22 @@ def main() -> None:
     ]
     threads = os.environ.get("LOSSCAST_WORKER_THREADS", "1 (default)")
     print(f"{args.workers} workers, {threads} thread(s) each; {_load()}")
+    pids = [worker.pid for worker in workers]
     try:
-        warm = _wait(store, _submit(store, run.id, args.workers))
-        print(f"warm-up ({args.workers} jobs, compiling): {warm:.1f} s")
+        warm, warmed = 0.0, set()
+        while len(warmed) < args.workers:  # each worker compiles (or loads) its kernels once
+            warm_ids = _submit(store, run.id, args.workers)
+            warm += _wait(store, warm_ids)
+            warmed |= {store.get_job(job_id).worker for job_id in warm_ids}
+        print(f"warm-up (every worker fitted a job, compiling): {warm:.1f} s")
         ones, togethers = [], []
         for repeat in range(args.repeats):
+            before = _cpu(pids)
             one = _wait(store, _submit(store, run.id, 1))
+            middle = _cpu(pids)
             together_ids = _submit(store, run.id, args.workers)
             together = _wait(store, together_ids)
+            after = _cpu(pids)
             runners = {store.get_job(job_id).worker for job_id in together_ids}
             ones.append(one)
             togethers.append(together)
@@ -108,6 +134,14 @@ def main() -> None:
                 f"repeat {repeat + 1}: 1 job alone {one:.1f} s; {args.workers} jobs together "
                 f"{together:.1f} s on {len(runners)} workers = {together / one:.2f}x; {_load()}"
             )
+            if before is not None:
+                alone_cpu, together_cpu = middle[0] - before[0], after[0] - middle[0]
+                others = (middle[1] - before[1], after[1] - middle[1])
+                print(
+                    f"  CPU s of the workers: alone {alone_cpu:.1f}, together {together_cpu:.1f} "
+                    f"({args.workers} jobs); of the machine's other processes meanwhile: "
+                    f"{others[0]:.1f} and {others[1]:.1f}"
+                )
         ratios = sorted(t / o for t, o in zip(togethers, ones, strict=True))
         print(
             f"median: 1 job {statistics.median(ones):.1f} s, {args.workers} together "
