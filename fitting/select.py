@@ -58,10 +58,10 @@ class Validation:
 def _splits(
     runs: Sequence[Run], groups: Sequence[str] | None = None
 ) -> tuple[str, list[tuple[list[Run], list[Run]]]]:
-    if groups is not None and len(set(groups)) >= 2:
+    labels = [] if groups is None else list(dict.fromkeys(g for g in groups if g is not None))
+    if groups is not None and (len(labels) >= 2 or (labels and None in groups)):
         if len(groups) != len(runs):
             raise InvalidInput(f"groups must name one group per run, got {len(groups)}")
-        labels = list(dict.fromkeys(groups))
         return GROUP_SCHEME, [
             (
                 [r for r, g in zip(runs, groups, strict=True) if g != label],
@@ -97,10 +97,11 @@ def cross_validate(
     law: Law, runs: Sequence[Run], groups: Sequence[str] | None = None, **fit_options
 ) -> Validation:
     """Held-out error of ``law`` on ``runs`` (see module docstring); ``fit_options`` go to
-    :func:`fitting.fit.fit_law`. With ``groups`` (a label per run, at least two distinct), each
-    fold holds out every run of one group (:data:`GROUP_SCHEME`: the curves of one phase on
-    several domains go together, and there are fewer folds); the held-out error is then the
-    mean over held-out runs."""
+    :func:`fitting.fit.fit_law`. With ``groups`` (a label per run: at least two distinct, or
+    one and some None), each fold holds out every run of one group (:data:`GROUP_SCHEME`: the
+    curves of one phase on several domains go together, and there are fewer folds), and a run
+    whose label is None is never held out (a base run, without which no continuation of it is
+    identified); the held-out error is then the mean over held-out runs."""
     scheme, splits = _splits(runs, groups)
     folds, residuals, errors, fold_params = [], [], [], []
     for training, held_out_runs in splits:

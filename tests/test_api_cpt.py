@@ -122,7 +122,7 @@ def quick_fit(client, posted):
 @pytest.fixture(scope="module")
 def cpt_fit(client, posted, study):
     """cpt fitted to the base's new-domain run and the four training branches (the base's
-    old-domain run comes in as their parent), with bands: 6 fits (5 folds), minutes."""
+    old-domain run comes in as their parent), with bands: 5 fits (4 folds), minutes."""
     _, branches = study
     return _fit(client, posted, [name for name in branches if name != HELD_OUT])
 
@@ -328,23 +328,24 @@ def test_bad_cpt_predictions_and_plans_are_4xx(client, quick_fit, posted, study)
 
 @pytest.mark.slow
 def test_auto_on_runs_that_continue_runs_chooses_among_the_continual_laws(client, posted):
-    # the quick fit's runs with law auto: cross-validated leaving one group (the base, or a
-    # branch: both domains' curves) out at a time, then fitted; about a minute on 2 cores
+    # the quick fit's runs with law auto: cross-validated leaving one branch (both domains'
+    # curves) out at a time, then fitted; about a minute on 2 cores
     fit = _fit(client, posted, QUICK, law="auto")
     selection = fit["selection"]
     assert fit["law"] == "cpt" and selection["chosen"] == "cpt"
     assert [c["law"] for c in selection["candidates"]] == ["cpt"]
     assert selection["scheme"] == "leave-one-group-out" and "continual laws" in selection["note"]
     assert 0 < selection["candidates"][0]["pred_e"] < 0.03
-    assert fit["uncertainty"]["folds"] == 3 and fit["uncertainty"]["other_laws"] == []
+    assert fit["uncertainty"]["folds"] == 2 and fit["uncertainty"]["other_laws"] == []
 
 
 @pytest.mark.slow
 def test_cpt_bands_on_a_held_out_branch(client, cpt_fit, posted, study):
     # the fit of the four training branches with its bands (6 fits: a few minutes on 2 cores)
     assert cpt_fit["validation"]["scheme"] == "leave-one-group-out"
-    assert len(cpt_fit["validation"]["folds"]) == 10  # 5 groups of two curves
-    assert cpt_fit["uncertainty"]["folds"] == 5
+    # one fold per branch (its two curves); the base's curves are never held out
+    assert len(cpt_fit["validation"]["folds"]) == 8
+    assert cpt_fit["uncertainty"]["folds"] == 4
     response = client.post(
         "/v1/predictions",
         json={"fit_id": cpt_fit["id"], "candidates": _held_out_candidates(study, posted)},
