@@ -5,7 +5,10 @@
 # SQLite lives in the /data volume (the server runs fit jobs itself); with
 # DATABASE_URL=postgresql+psycopg://... run `losscast worker` containers for the jobs
 # (deploy/compose.yaml: PostgreSQL, 2 API replicas, 2 workers).
-FROM python:3.11-slim
+# BASE_IMAGE: any image with Python 3.11 and pip as `python` (deploy/debian_base.sh builds one
+# from Debian's packages where no registry can be reached).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
