@@ -458,7 +458,7 @@ def draw_cpt(out: Mapping, args):
         )
     if plan["old_ceiling"] is not None:
         axes.axvline(plan["old_ceiling"], color="grey", linestyle="--", label="old-domain ceiling")
-    axes.legend(fontsize=7, ncol=2)
+    axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the points
     return figure
 
 
