@@ -22,7 +22,7 @@ from fitting.errors import InvalidInput
 from fitting.fit import FitResult, Run, fit_law
 from fitting.intervals import Uncertainty, estimate_uncertainty
 from fitting.laws import LAWS, Law, get_law
-from fitting.select import Validation, choose_law, cross_validate
+from fitting.select import Validation, choose_law, cross_validate, selection_scores
 
 #: What fitting valid-looking runs can raise and still not be a bug: input ``fitting/`` finds
 #: wrong only once it looks closer (``min_step`` past every point), and numerical failure (a
@@ -46,6 +46,7 @@ def fit_report(
     laws: Sequence[Law] | None = None,
     groups: Sequence[str] | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    targets: Sequence[int] | None = None,
     **report: Any,
 ) -> FitReport:
     """Fit ``body.law`` (or choose one, ``auto``) to ``runs`` and, unless ``body.intervals`` is
@@ -58,7 +59,9 @@ def fit_report(
     which only :data:`~fitting.laws.CONTINUAL_LAWS` read). ``groups``: a label per run; with at
     least two, the cross-validation holds out one group at a time
     (:func:`fitting.select.cross_validate`). ``progress`` is told each stage as the fit starts
-    it (:data:`FIT_STAGES`, :func:`_stage_reporter`)."""
+    it (:data:`FIT_STAGES`, :func:`_stage_reporter`). ``targets``: the indices of the runs the
+    fit is for when others only lend them strength (a group's runs): ``auto`` chooses by how
+    well each law predicts those (:func:`fitting.select.selection_scores`)."""
     candidates = list(LAWS.values()) if laws is None else list(laws)
     began = time.perf_counter()
     options = {
@@ -72,7 +75,7 @@ def fit_report(
     alternatives: list[FitResult] = []
     if body.law == schemas.AUTO:
         stage("selecting")
-        law, result, validation, selection = _chosen_fit(runs, options, candidates, groups)
+        law, result, validation, selection = _chosen_fit(runs, options, candidates, groups, targets)
         if body.intervals and not isinstance(validation, str):
             stage("other_laws")
             alternatives = _other_laws(law, runs, options, candidates)
@@ -157,7 +160,7 @@ def _validated(
 
 
 def _chosen_fit(
-    runs: Sequence[Run], options: Mapping[str, Any], laws: Sequence[Law], groups=None
+    runs: Sequence[Run], options: Mapping[str, Any], laws: Sequence[Law], groups=None, targets=None
 ) -> tuple[Law, FitResult, Validation | str, dict[str, Any]]:
     """``law: auto``: every law of ``laws`` cross-validated, the best fitted to all runs
     (:func:`fitting.select.choose_law`). Without enough points to cross-validate, the default
@@ -165,7 +168,7 @@ def _chosen_fit(
     says why."""
     reason = None
     try:
-        result, chosen, validations = choose_law(runs, laws, groups, **options)
+        result, chosen, validations = choose_law(runs, laws, groups, targets, **options)
     except FIT_ERRORS as error:  # too few points to hold any out, or the chosen law's fit failed
         reason = f"cannot cross-validate: {error}"
     if reason is not None:
@@ -179,9 +182,15 @@ def _chosen_fit(
             "note": f"no choice by evidence ({reason}); fitted the default law {law.name!r}",
         }
         return law, result, reason, selection
+    scores, criterion = selection_scores(validations, targets)
     selection = {
         "chosen": chosen.law,
         "scheme": chosen.scheme,
+        "criterion": criterion,
+        "scores": {
+            v.law: score if np.isfinite(score) else None
+            for v, score in zip(validations, scores, strict=True)
+        },
         "candidates": [validation.summary() for validation in validations],
     }
     validation = chosen if chosen.log_residuals else "no fold of the chosen law could be fitted"

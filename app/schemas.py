@@ -575,9 +575,11 @@ class FitOut(BaseModel):
     selection: dict[str, Any] | None = Field(
         None,
         description=(
-            "law 'auto' only: {chosen, scheme, candidates: [{law, scheme, pred_e, folds}]}, every "
-            "registered law's cross-validation (pred_e null: no fold could be fitted), and a note "
-            "when there were too few points to choose by evidence"
+            "law 'auto' only: {chosen, scheme, criterion, scores, candidates: [{law, scheme, "
+            "pred_e, folds}]}, every registered law's cross-validation (pred_e null: no fold "
+            "could be fitted), the score each law was chosen by (lower is better) and its "
+            "criterion (with_group: the held-out error of the runs asked for), and a note when "
+            "there were too few points to choose by evidence"
         ),
     )
     validation: dict[str, Any] | None = Field(

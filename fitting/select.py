@@ -7,6 +7,20 @@ the last :data:`HOLDOUT_FRACTIONS` of its logged steps. The validation error of 
 mean, over folds, of PredE (mean |pred - loss| / loss) on the held-out points; ``auto`` keeps the
 law with the lowest one. The folds' log residuals also calibrate the model-error term of the
 prediction intervals (:mod:`fitting.intervals`).
+
+**A fit for some of its runs.** A running job fitted with the complete runs of its group is a fit
+*for* the job: the group's runs only lend it strength. There ``auto`` scores each law by the
+folds that hold out the job (:func:`selection_scores` with ``targets``: the law fitted to the
+other runs, predicting the job's logged points), not by the mean over every fold; the bands
+still use every fold. On the live-forecast protocol with history (five MPL jobs of each size cut
+at 30/50/70/90%, fitted with complete ``cosine_24000`` and ``constant_24000``; in-process, the
+finals as in ``bench/live_forecast.py``), the median |final error| of the chosen law went from
+0.162% to 0.116% at 25M and from 0.341% to 0.233% at 400M (the better law at every cut, an
+oracle: 0.100% and 0.204%; ``bench/forecast_ceiling.py``); the worst cut is the same (0.51% and
+1.36%). This rule was the best of five tried on those cuts (the others: every fold's PredE, as
+before; the error at the held-out runs' last point or last five points, over every fold or over
+the complete runs' folds only; a one-standard-error rule towards the law with fewer parameters),
+so the figures flatter it somewhat; it was kept because it asks the question the forecast asks.
 """
 
 from __future__ import annotations
@@ -28,6 +42,9 @@ HOLDOUT_FRACTIONS = (0.2, 0.4)
 SINGLE_RUN_SCHEME = "rolling-origin-last-20%-and-40%-of-steps"
 #: Folds that hold out one group of runs each (e.g. a branch's curves on both domains).
 GROUP_SCHEME = "leave-one-group-out"
+#: The criteria of :func:`selection_scores`.
+ALL_FOLDS = "mean held-out PredE over every fold"
+TARGET_FOLDS = "held-out PredE of the runs the fit is for, predicted from the others"
 
 
 @dataclass
@@ -42,6 +59,8 @@ class Validation:
       log_residuals: per fold, log(loss) - log(prediction) on the held-out points.
       fold_params: per fold, the parameters fitted without the held-out data (the jackknife
         term of the prediction intervals).
+      run_pred_e: held-out PredE by the index of the fitted run it was measured on, where a
+        fold held out whole runs (:func:`selection_scores` with ``targets``).
     """
 
     law: str
@@ -50,6 +69,7 @@ class Validation:
     folds: list[dict] = field(default_factory=list)
     log_residuals: list[np.ndarray] = field(default_factory=list)
     fold_params: list[dict[str, float]] = field(default_factory=list)
+    run_pred_e: dict[int, float] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"law": self.law, "scheme": self.scheme, "pred_e": self.pred_e, "folds": self.folds}
@@ -103,7 +123,8 @@ def cross_validate(
     whose label is None is never held out (a base run, without which no continuation of it is
     identified); the held-out error is then the mean over held-out runs."""
     scheme, splits = _splits(runs, groups)
-    folds, residuals, errors, fold_params = [], [], [], []
+    index_of = {id(run): i for i, run in enumerate(runs)}  # held-out whole runs are these objects
+    folds, residuals, errors, fold_params, run_pred_e = [], [], [], [], {}
     for training, held_out_runs in splits:
         try:
             # Padded like all the runs: every fold reuses the full fit's compiled kernels.
@@ -127,19 +148,43 @@ def cross_validate(
                 np.log(held_out.loss[keep]) - np.log(np.maximum(predicted, LOSS_FLOOR))
             )
             errors.append(metrics["pred_e"])
+            if id(held_out) in index_of:
+                run_pred_e[index_of[id(held_out)]] = metrics["pred_e"]
         fold_params.append(result.params)
     pred_e = float(np.mean(errors)) if errors else float("inf")
-    return Validation(law.name, scheme, pred_e, folds, residuals, fold_params)
+    return Validation(law.name, scheme, pred_e, folds, residuals, fold_params, run_pred_e)
+
+
+def selection_scores(
+    validations: Sequence[Validation], targets: Sequence[int] | None = None
+) -> tuple[list[float], str]:
+    """Each law's score for ``auto`` (lower is better) and the criterion's name.
+
+    By default the mean held-out PredE over every fold (:data:`ALL_FOLDS`). With ``targets``
+    (the indices of the runs the fit is *for*, e.g. a running job fitted with the other runs of
+    its group), the mean held-out PredE of the folds that hold out those runs
+    (:data:`TARGET_FOLDS`): how well each law, fitted to the related runs without the job,
+    predicts the job. The folds that hold out a related run measure the laws on that run, which
+    the forecast is not about. Used only when every law has such a fold for every target;
+    otherwise every law falls back to the default, so that like is compared with like.
+    """
+    if targets:
+        targeted = [[v.run_pred_e.get(i) for i in targets] for v in validations]
+        if all(None not in scores for scores in targeted):
+            return [float(np.mean(scores)) for scores in targeted], TARGET_FOLDS
+    return [v.pred_e for v in validations], ALL_FOLDS
 
 
 def choose_law(
     runs: Sequence[Run],
     laws: Iterable[Law] | None = None,
     groups: Sequence[str] | None = None,
+    targets: Sequence[int] | None = None,
     **fit_options,
 ) -> tuple[FitResult, Validation, list[Validation]]:
     """Cross-validate every law (of :data:`LAWS` by default; ``groups`` as for
-    :func:`cross_validate`), fit the best one to all runs.
+    :func:`cross_validate`), fit the best one (by :func:`selection_scores`, ``targets`` as
+    there) to all runs.
 
     Returns:
       ``(fit of the chosen law on all runs, its validation, every law's validation)``.
@@ -148,5 +193,5 @@ def choose_law(
     if not candidates:
         raise InvalidInput("choose_law needs at least one law")
     validations = [cross_validate(law, runs, groups, **fit_options) for law in candidates]
-    best = int(np.argmin([v.pred_e for v in validations]))
+    best = int(np.argmin(selection_scores(validations, targets)[0]))
     return fit_law(candidates[best], runs, **fit_options), validations[best], validations

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from fitting.laws import LAWS
+from fitting.select import ALL_FOLDS, TARGET_FOLDS
 
 COSINE_QUERY = "cosine:peak_lr=3e-4,total_steps=24000,num_warmup_steps=2160,min_lr=3e-5"
 
@@ -30,6 +31,8 @@ def assert_auto_choice(fit: dict, registered: list[str]) -> None:
     for candidate in candidates.values():
         assert candidate["scheme"] == "leave-one-run-out" and len(candidate["folds"]) == 3
         assert math.isfinite(candidate["pred_e"]) and candidate["pred_e"] > 0
+    assert selection["criterion"] == ALL_FOLDS
+    assert selection["scores"] == {name: c["pred_e"] for name, c in candidates.items()}
     best = min(candidates, key=lambda name: candidates[name]["pred_e"])
     assert selection["chosen"] == best and fit["law"] == best
     assert fit["validation"] == candidates[best]
@@ -70,6 +73,32 @@ def test_auto_over_a_registry_of_one_law_is_that_law_s_fit(client, mpl_fit, monk
     assert_auto_choice(fit, ["lr_annealing"])
     assert fit["validation"] == mpl_fit["validation"] and fit["params"] == mpl_fit["params"]
     assert client.get("/v1/fits", params={"law": "auto"}).json()["total"] == 0  # stored as chosen
+
+
+def test_auto_for_a_job_in_a_group_scores_the_laws_on_the_job(client, mpl, monkeypatch):
+    """With the group's runs lending strength, ``auto`` scores each law by how well the others
+    predict the runs asked for (the fold that holds out the job), not by every fold's mean."""
+    import fitting.laws
+
+    for name in [name for name in fitting.laws.LAWS if name != "lr_annealing"]:
+        monkeypatch.delitem(fitting.laws.LAWS, name)
+    group = f"25M-target-{id(client)}"
+    ids = []
+    for name in mpl.fitting:
+        response = client.post("/v1/runs", json={**mpl.run_body("25M", name), "group": group})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    job = ids[-1]
+    response = client.post("/v1/fits", json={"run_ids": [job], "law": "auto", "with_group": True})
+    assert response.status_code == 201, response.text
+    fit = response.json()
+    assert fit["run_ids"][0] == job and sorted(fit["run_ids"]) == sorted(ids)
+    selection = fit["selection"]
+    assert selection["criterion"] == TARGET_FOLDS
+    (candidate,) = selection["candidates"]
+    (job_fold,) = [fold for fold in candidate["folds"] if fold["held_out"] == job]
+    assert selection["scores"] == {"lr_annealing": job_fold["pred_e"]}
+    assert job_fold["pred_e"] != candidate["pred_e"]  # the mean over the three folds differs
 
 
 def test_auto_bands_add_the_other_laws_disagreement(client, mpl_fit, monkeypatch):

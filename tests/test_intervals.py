@@ -11,7 +11,7 @@ from fitting.fit import COMPILATIONS, Run, fit_law, predict_runs
 from fitting.intervals import Uncertainty, estimate_uncertainty, predict_intervals
 from fitting.laws import LAWS, get_law
 from fitting.schedules import learning_rates
-from fitting.select import choose_law, cross_validate
+from fitting.select import ALL_FOLDS, TARGET_FOLDS, choose_law, cross_validate, selection_scores
 from tests.curves import FITTING, HELD_OUT, load_run
 
 LAW = get_law("lr_annealing")
@@ -189,6 +189,21 @@ def test_choose_law_records_every_candidate():
     assert [v.law for v in validations] == list(LAWS)
     assert validation.pred_e == min(v.pred_e for v in validations)
     assert chosen.law == validation.law
+
+
+def test_selection_scores_for_some_runs_are_their_held_out_errors():
+    _, _, validations = _choice("25M")
+    for validation in validations:  # leave-one-run-out: each run's fold, by the run's index
+        assert [validation.run_pred_e[i] for i in range(len(FITTING))] == [
+            fold["pred_e"] for fold in validation.folds
+        ]
+    assert selection_scores(validations) == ([v.pred_e for v in validations], ALL_FOLDS)
+    scores, criterion = selection_scores(validations, [2])
+    assert criterion == TARGET_FOLDS and scores == [v.run_pred_e[2] for v in validations]
+    scores, criterion = selection_scores(validations, [0, 2])
+    assert scores == [(v.run_pred_e[0] + v.run_pred_e[2]) / 2 for v in validations]
+    # A target no fold held out (not among the fitted runs): every law falls back to every fold.
+    assert selection_scores(validations, [7]) == ([v.pred_e for v in validations], ALL_FOLDS)
 
 
 def _held_out_pred_e(law, params, size) -> float:

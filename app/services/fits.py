@@ -94,7 +94,11 @@ def new_fit(
                 loss=record.loss,
             )
         )
-    report = fit_report(runs, body, progress=progress, **options)
+    # With the group's runs added, the fit is for the runs asked for (they come first).
+    targets = None
+    if not options and len(records) > len(body.run_ids):
+        targets = list(range(len(body.run_ids)))
+    report = fit_report(runs, body, progress=progress, targets=targets, **options)
     report = replace(report, points_fitted={record.id: record.num_points for record in records})
     if report.selection is not None and options:
         note = (
