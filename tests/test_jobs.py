@@ -23,7 +23,8 @@ from app.jobs import Worker
 from app.main import create_app
 from app.schemas import SMALL_RUN
 from app.settings import Settings
-from app.storage import FitRunSnapshot, NewFit, NewRun, Store
+from app.storage import FitRunSnapshot, NewFit, Store
+from tests.stored import store_small_run
 from tests.test_observability import scrape, value
 
 
@@ -196,23 +197,7 @@ def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(
     store = Store(database_url)
     store.drop_schema()
     store.create_schema()
-    records = store.get_runs(
-        [
-            store.create_run(
-                NewRun(
-                    name=SMALL_RUN["name"],
-                    metadata={},
-                    lr_source="schedule",
-                    schedule=SMALL_RUN["schedule"],
-                    lr_per_step=None,
-                    steps=np.array(SMALL_RUN["points"]["step"]),
-                    loss=np.array(SMALL_RUN["points"]["loss"]),
-                    point_lr=None,
-                    total_steps=SMALL_RUN["schedule"]["total_steps"],
-                )
-            ).id
-        ]
-    )
+    records = store.get_runs([store_small_run(store).id])
     job = store.enqueue_job("fit", {"run_ids": [records[0].id], "law": "lr_annealing"})
     doomed = _worker_process(database_url, str(jax_cache_dir), "doomed")
     survivor = None

@@ -10,12 +10,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from app.schemas import SMALL_RUN
-from app.storage import NewRun, Store
+from app.storage import Store
 from losscast_cli.admin import THREAD_VARIABLES, limit_threads
+from tests.stored import store_small_run
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 
@@ -35,19 +34,7 @@ def _worker_after_a_job(tmp_path: Path, jax_cache_dir: Path, *extra: str, **env:
     url = f"sqlite:///{tmp_path / 'jobs.db'}"
     store = Store(url)
     store.create_schema()
-    run = store.create_run(
-        NewRun(
-            name="small",
-            metadata={},
-            lr_source="schedule",
-            schedule=SMALL_RUN["schedule"],
-            lr_per_step=None,
-            steps=np.array(SMALL_RUN["points"]["step"]),
-            loss=np.array(SMALL_RUN["points"]["loss"]),
-            point_lr=None,
-            total_steps=SMALL_RUN["schedule"]["total_steps"],
-        )
-    )
+    run = store_small_run(store)
     job = store.enqueue_job("fit", {"run_ids": [run.id], "law": "lr_annealing", "intervals": False})
     environment = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     environment.update(LOSSCAST_JAX_CACHE_DIR=str(jax_cache_dir), LOSSCAST_JOB_POLL="0.1", **env)
