@@ -187,14 +187,7 @@ def _continual_curves(
         grids.append(steps)
     histories = [branch.history for branch in branches]
     indices = [branch.indices(steps) for branch, steps in zip(branches, grids, strict=True)]
-    fitted = model.fitted
-    try:
-        losses = predict_losses(fitted.law, fitted.params, histories, indices, fitted.warmup)
-    except InvalidInput as error:
-        raise InputError(str(error)) from error
-    _check_finite(prefixes, grids, losses)
-    names = _names(candidates, prefixes)
-    bands = prediction_bands(model, histories, indices, level, names)
+    losses, bands = _losses_and_bands(model, histories, indices, grids, candidates, prefixes, level)
     curves = [
         Curve(
             steps=steps,
@@ -211,6 +204,20 @@ def _continual_curves(
         )
     ]
     return curves, bands
+
+
+def _losses_and_bands(model, inputs, at, grids, candidates, prefixes, level):
+    """The model's losses for each of ``inputs`` (schedules, or a continual law's histories) at
+    ``at`` (their indices into them; ``grids``, the candidates' own steps, for messages), and
+    their ``level`` bands."""
+    try:
+        fitted = model.fitted  # an inline model's parameters are checked here
+        losses = predict_losses(fitted.law, fitted.params, inputs, at, fitted.warmup)
+    except InvalidInput as error:
+        raise InputError(str(error)) from error
+    _check_finite(prefixes, grids, losses)
+    bands = prediction_bands(model, inputs, at, level, _names(candidates, prefixes))
+    return losses, bands
 
 
 def _check_finite(prefixes, grids, losses) -> None:
@@ -264,14 +271,7 @@ def predict_curves(
             steps = curve_steps(lr, candidate.num_points or schemas.DEFAULT_NUM_POINTS)
         schedules.append(lr)
         grids.append(steps)
-    try:
-        fitted = model.fitted
-        losses = predict_losses(fitted.law, fitted.params, schedules, grids, fitted.warmup)
-    except InvalidInput as error:
-        raise InputError(str(error)) from error
-    _check_finite(prefixes, grids, losses)
-    names = _names(candidates, prefixes)
-    bands = prediction_bands(model, schedules, grids, level, names)
+    losses, bands = _losses_and_bands(model, schedules, grids, grids, candidates, prefixes, level)
     curves = [
         Curve.on_schedule(lr, steps, loss, band, candidate.name)
         for candidate, lr, steps, loss, band in zip(
