@@ -58,7 +58,7 @@ def ceiling(size: str, specs: dict, log) -> dict:
             for name, law in LAWS.items():
                 fitted = fit_law(law, [*history, mpl_run(size, job, specs, cut)])
                 row[name] = final_error(law, fitted.params, complete[job])
-            row["oracle"] = min((abs(row[name]) for name in LAWS), key=abs)
+            row["oracle"] = min(abs(row[name]) for name in LAWS)
             cuts.append(row)
             errors = "  ".join(f"{name} {row[name]:+.3%}" for name in LAWS)
             log(f"{size:>4} {job:<18} {cut:.0%}  {errors}")

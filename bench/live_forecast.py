@@ -31,6 +31,7 @@ a target is missed. ``python -m bench.live_forecast [--sizes 25M,400M,tiny] [--j
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -60,12 +61,18 @@ TARGETS = {
 MAX_HALF_WIDTH = 0.10
 
 
+@functools.cache
+def tiny_table() -> np.ndarray:
+    """tinycpt's ``base.csv`` (read once)."""
+    return np.genfromtxt(TINYCPT / "base.csv", delimiter=",", names=True)
+
+
 def curve(size: str, name: str) -> tuple[np.ndarray, np.ndarray]:
     """A job's logged steps and losses. ``tiny``: the validation loss of tinycpt's base run on
     its own data, logged after update ``s`` (1-based) and so at step ``s - 1`` here, the index of
     the last update it has seen."""
     if size == TINY:
-        table = np.genfromtxt(TINYCPT / "base.csv", delimiter=",", names=True)
+        table = tiny_table()
         logged = ~np.isnan(table["val_a"])
         return table["step"][logged].astype(np.int64) - 1, table["val_a"][logged]
     table = np.loadtxt(MPL / size / f"{name}.csv", delimiter=",", skiprows=1)
@@ -75,11 +82,7 @@ def curve(size: str, name: str) -> tuple[np.ndarray, np.ndarray]:
 def learning_rate(size: str, name: str, specs: dict) -> dict:
     """The body's learning rate: the MPL schedule's spec, or the tiny run's logged rates."""
     if size == TINY:
-        return {
-            "lr_per_step": np.genfromtxt(TINYCPT / "base.csv", delimiter=",", names=True)[
-                "lr"
-            ].tolist()
-        }
+        return {"lr_per_step": tiny_table()["lr"].tolist()}
     return {"schedule": specs[name]}
 
 
