@@ -1,7 +1,11 @@
-"""Runs stored straight through :class:`app.storage.Store`, for tests of what reads the store
-(workers, jobs) without the HTTP layer."""
+"""For tests of what reads the store without the HTTP layer (workers, jobs): runs stored
+straight through :class:`app.storage.Store`, and ``losscast worker`` processes on a database."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 
@@ -23,4 +27,17 @@ def store_small_run(store: Store) -> RunRecord:
             point_lr=None,
             total_steps=SMALL_RUN["schedule"]["total_steps"],
         )
+    )
+
+
+def worker_process(url: str, jax_cache_dir: str, name: str, *extra: str, **env: str):
+    """A ``losscast worker`` process named ``name`` on the database ``url`` (its output
+    discarded), with JAX's compilation cache in ``jax_cache_dir``, the options ``extra`` and the
+    environment variables ``env`` added to this process's."""
+    command = [sys.executable, "-m", "losscast_cli", "worker", "--database-url", url]
+    return subprocess.Popen(
+        [*command, "--name", name, *extra],
+        env={**os.environ, "LOSSCAST_JAX_CACHE_DIR": jax_cache_dir, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from typing import get_args
 
@@ -16,6 +13,7 @@ from app.policy import FIT_STAGES, fit_stages
 from app.schemas import FitCreate, JobProgress
 from app.settings import Settings
 from app.storage import Store
+from tests.stored import worker_process
 
 
 def test_the_stages_a_job_reports_are_the_policy_s():
@@ -68,14 +66,7 @@ def test_a_worker_process_reports_each_stage_of_an_auto_fit_at_get_jobs(
         assert queued.status_code == 202, queued.text
         assert queued.json()["progress"] is None  # no worker has it yet
         location = queued.headers["Location"]
-        env = {**os.environ, "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir)}
-        command = [sys.executable, "-m", "losscast_cli", "worker", "--database-url", url]
-        worker = subprocess.Popen(
-            [*command, "--name", "w", "--once"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        worker = worker_process(url, str(jax_cache_dir), "w", "--once")
         try:
             seen: list[dict] = []  # each progress read while running, when it changed
             deadline = time.monotonic() + 900

@@ -6,10 +6,8 @@ killed with SIGKILL mid-fit whose job another worker process finishes."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -24,7 +22,7 @@ from app.main import create_app
 from app.schemas import SMALL_RUN
 from app.settings import Settings
 from app.storage import FitRunSnapshot, NewFit, Store
-from tests.stored import store_small_run
+from tests.stored import store_small_run, worker_process
 from tests.test_observability import scrape, value
 
 
@@ -181,14 +179,7 @@ def test_a_job_whose_run_is_deleted_before_it_runs_fails_saying_so(tmp_path):
 
 
 def _worker_process(url: str, cache: str, name: str, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "LOSSCAST_JAX_CACHE_DIR": cache, "LOSSCAST_JOB_POLL": "0.2"}
-    command = [sys.executable, "-m", "losscast_cli", "worker", "--database-url", url]
-    return subprocess.Popen(
-        [*command, "--name", name, "--lease", "3", *extra],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return worker_process(url, cache, name, "--lease", "3", *extra, LOSSCAST_JOB_POLL="0.2")
 
 
 def test_a_worker_killed_mid_fit_leaves_its_job_to_another_worker(

@@ -6,10 +6,7 @@ the job again after the lease, and the fit is still stored once."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +21,7 @@ from app.services.fits import new_fit
 from app.settings import Settings
 from app.storage import Store
 from bench.server import free_port, start_server
+from tests.stored import worker_process
 
 
 def _app(tmp_path: Path, jax_cache_dir: Path, sync_fit_seconds: float):
@@ -128,14 +126,7 @@ def test_a_server_killed_after_handing_a_fit_over_leaves_it_to_a_worker_and_one_
         assert store.list_fits()[1] == 0
         while datetime.now(UTC) <= held.lease_expires_at:  # the killed server's lease runs out
             time.sleep(0.1)
-        env = {**os.environ, "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir)}
-        command = [sys.executable, "-m", "losscast_cli", "worker", "--database-url", url]
-        survivor = subprocess.Popen(
-            [*command, "--name", "survivor", "--once"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        survivor = worker_process(url, str(jax_cache_dir), "survivor", "--once")
         assert survivor.wait(600) == 0
         ended = store.get_job(job_id)
         assert (ended.status, ended.worker, ended.attempts) == ("done", "survivor", 2)
