@@ -1,7 +1,8 @@
 """Continual pre-training over HTTP (issue 14), on the real curves of tests/data/tinycpt: a base
 run and its branches on two domains posted as runs that continue runs, the ``cpt`` law fitted to
 them, a held-out branch predicted on both domains against its measured curves, a ``cpt`` plan's
-trade-off, and bad input answered with 4xx and the error body.
+trade-off, the live forecast of a branch logged part-way (``GET /v1/runs/{id}/forecast``), and bad
+input answered with 4xx and the error body.
 
 The fits hold the law's non-linear parameters (exponents, the shift's rates and powers, the
 annealing momentum, the replay's damping) at round values of a full fit of the same training
@@ -99,8 +100,11 @@ def posted(client, study):
     return ids
 
 
-def _fit(client, posted, branches, **options) -> dict:
+def _fit(client, posted, branches, runs=(), **options) -> dict:
+    """cpt fitted to the base's new-domain run, ``branches``' runs on both domains and ``runs``
+    (ids); the base's old-domain run comes in as their parent."""
     run_ids = [posted["base", "new"]] + [posted[name, d] for name in branches for d in DOMAINS]
+    run_ids += list(runs)
     body = {"run_ids": run_ids, "law": "cpt", "fixed": NONLINEAR, **options}
     began = time.perf_counter()
     response = client.post("/v1/fits", json=body)
@@ -313,7 +317,6 @@ def test_bad_cpt_predictions_and_plans_are_4xx(client, quick_fit, posted, study)
     cooldown = {"kind": "cooldown", "fit_id": fit_id, "schedule": {"type": "cosine",
                 "peak_lr": 3e-4, "total_steps": 1000}}  # fmt: skip
     _error(client.post("/v1/plans", json=cooldown), 422, "kind")
-    _error(client.get(f"/v1/runs/{posted['none', 'new']}/forecast?fit_id={fit_id}"), 422)
     curve = f"/v1/fits/{fit_id}/curve?schedule=constant:peak_lr=3e-4,total_steps=100"
     assert "continues" in _error(client.get(curve), 422, "fit_id")
     # a schedule law refuses runs that continue runs
@@ -411,3 +414,176 @@ def test_cli_plans_and_plots_the_cpt_trade_off(client, quick_fit, posted, tmp_pa
     assert {"pareto-front", "best", "options-cosine-0"} <= redrawn
     assert cli.main(["plot", "cpt", "--out", str(tmp_path / "x.svg")]) == 2
     assert "--plan" in capsys.readouterr().err
+
+
+# -- the live forecast of a continuation: GET /v1/runs/{id}/forecast under a cpt fit ------------
+
+#: A job part-way through its phase: the held-out branch's first logged points (steps 0 .. 375
+#: of its 1000), its whole schedule declared.
+CUT = 16
+
+
+@pytest.fixture(scope="module")
+def part_way(client, posted, study):
+    """Run ids by domain of the held-out branch cut part-way (a fixture of the tests below only,
+    posted after those that count the base's children)."""
+    base, branches = study
+    ids = {}
+    for domain in DOMAINS:
+        body = _body(branches[HELD_OUT], domain, parent=posted["base", "old"], at_step=1399)
+        points = {key: values[:CUT] for key, values in body["points"].items()}
+        name = f"{HELD_OUT}/part"
+        body = {**body, "name": f"{name}/{DOMAINS[domain]}", "group": name, "points": points}
+        response = client.post("/v1/runs", json=body)
+        assert response.status_code == 201, response.text
+        ids[domain] = response.json()["id"]
+    return ids
+
+
+@pytest.fixture(scope="module")
+def live_fit(client, posted, part_way):
+    """cpt fitted, with bands, to the quick fit's runs and the part-way branch's two: the fit a
+    forecast of the job without fit_id uses (its latest)."""
+    return _fit(client, posted, QUICK, runs=part_way.values())
+
+
+def _continuing_candidate(curve: dict, domain: str, posted, study) -> dict:
+    """POST /v1/predictions' candidate of the held-out branch on ``domain`` at ``curve``'s steps."""
+    _, branches = study
+    return {
+        "continues": {"run_id": posted["base", "old"], "at_step": 1399},
+        "domain": DOMAINS[domain],
+        "lr_per_step": branches[HELD_OUT].lr.tolist(),
+        "steps": curve["steps"],
+    }
+
+
+def test_forecast_of_a_continuation_part_way_lands_on_its_domains_measured_finals(
+    client, live_fit, part_way, posted, study
+):
+    _, branches = study
+    branch = branches[HELD_OUT]
+    measured = {domain: branch.logged[domain][1][-1] for domain in DOMAINS}
+    finals = {}
+    for domain, run_id in part_way.items():
+        response = client.get(f"/v1/runs/{run_id}/forecast")  # its latest fit: live_fit
+        assert response.status_code == 200, response.text
+        out = response.json()
+        assert out["fit_id"] == live_fit["id"] and out["law"] == "cpt" and out["level"] == 0.9
+        assert set(out["fit_run_ids"]) >= {run_id, posted["base", "old"]}
+        curve = out["curve"]
+        # the phase's own steps, from its checkpoint (0) to the end of its declared schedule
+        assert curve["steps"][0] == 0 and curve["steps"][-1] == 1000
+        assert curve["total_steps"] == 1000
+        assert curve["name"] == f"{HELD_OUT}/part/{DOMAINS[domain]}"
+        steps = np.asarray(curve["steps"])
+        assert curve["lr"][0] == pytest.approx(3e-4)  # the base's last rate, at the checkpoint
+        assert curve["lr"][1:] == pytest.approx(branch.lr[steps[1:] - 1].tolist())
+        loss, lower, upper = (np.asarray(curve[key]) for key in ("loss", "lower", "upper"))
+        assert np.all(np.isfinite(loss)) and np.all((lower <= loss) & (loss <= upper))
+        finals[domain] = loss[-1]
+        error = loss[-1] / measured[domain] - 1
+        print(
+            f"{domain}: forecast final {loss[-1]:.4f} (band {lower[-1]:.4f} .. {upper[-1]:.4f}), "
+            f"measured {measured[domain]:.4f}, error {error:+.2%}; coverage {out['coverage']}"
+        )
+        assert abs(error) <= 0.015 and lower[-1] <= measured[domain] <= upper[-1]
+        # the logged points, the band's coverage of them, and how current the fit is
+        assert out["points"]["step"] == list(range(0, 25 * CUT, 25))
+        assert len(out["predicted_at_logged"]) == len(out["upper_at_logged"]) == CUT
+        assert out["metrics"]["pred_e"] < 0.02 and out["coverage"] >= 0.75
+        freshness = out["freshness"]
+        assert freshness["points_fitted"] == freshness["points_stored"] == CUT
+        assert freshness["current"]
+        # the same as asked with the fit_id, and as POST /v1/predictions' continuing candidate
+        again = client.get(f"/v1/runs/{run_id}/forecast", params={"fit_id": live_fit["id"]})
+        assert again.json()["curve"] == curve
+        assert client.get(
+            f"/v1/runs/{run_id}/forecast", headers={"If-None-Match": response.headers["etag"]}
+        ).status_code == 304  # fmt: skip
+        candidate = _continuing_candidate(curve, domain, posted, study)
+        predicted = client.post(
+            "/v1/predictions", json={"fit_id": live_fit["id"], "candidates": [candidate]}
+        ).json()["candidates"][0]
+        assert predicted["loss"] == curve["loss"] and predicted["upper"] == curve["upper"]
+    # each curve is its own run's domain: the two measured finals lie 0.28 apart
+    gap = abs(measured["old"] - measured["new"])
+    for domain in DOMAINS:
+        assert abs(finals[domain] - measured[domain]) < gap / 10
+
+
+def test_forecast_under_a_cpt_fit_that_never_saw_the_run(
+    client, quick_fit, part_way, posted, study
+):
+    # the quick fit's domains cover the run's: its curve is the held-out prediction, no band
+    query = {"fit_id": quick_fit["id"], "num_points": 41}
+    response = client.get(f"/v1/runs/{part_way['new']}/forecast", params=query)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    curve = out["curve"]
+    assert curve["steps"] == list(range(0, 1001, 25)) and curve["lower"] is None
+    assert out["level"] is None and "intervals: false" in out["interval_note"]
+    assert out["coverage"] is None
+    assert out["freshness"]["points_fitted"] == 0 and not out["freshness"]["current"]
+    truth = study[1][HELD_OUT].logged["new"][1]
+    print(f"new domain, fit without the run: final error {curve['loss'][-1] / truth[-1] - 1:+.2%}")
+    assert curve_metrics(np.asarray(curve["loss"]), truth)["pred_e"] <= 0.008
+    candidate = _continuing_candidate(curve, "new", posted, study)
+    predicted = client.post(
+        "/v1/predictions", json={"fit_id": quick_fit["id"], "candidates": [candidate]}
+    ).json()["candidates"][0]
+    assert predicted["loss"] == curve["loss"]
+    # a base run's curve under the same fit: its own schedule's steps, on its own domain
+    base = client.get(f"/v1/runs/{posted['base', 'new']}/forecast", params=query).json()
+    assert base["curve"]["steps"][-1] == 1399 and base["curve"]["total_steps"] == 1400
+    assert base["metrics"]["pred_e"] < 0.02
+    # the CLI's rendering of the same body
+    from losscast_cli.render import render_forecast
+
+    text = render_forecast(out)
+    assert f"final loss at step 1000: {curve['loss'][-1]:.5f}  (no band)" in text
+
+
+def test_bad_forecasts_under_a_cpt_fit_are_4xx(client, quick_fit, posted, study):
+    _, branches = study
+    fit_id = quick_fit["id"]
+    good = _body(branches["none"], "new", parent=posted["base", "old"], at_step=1399)
+
+    def forecast(**change) -> str:
+        body = {**good, "name": "bad", "group": None, **change}
+        response = client.post("/v1/runs", json=body)
+        assert response.status_code == 201, response.text
+        run_id = response.json()["id"]
+        return _error(client.get(f"/v1/runs/{run_id}/forecast?fit_id={fit_id}"), 422, "fit_id")
+
+    assert "'rust'" in forecast(domain="rust")  # a domain the fit does not know
+    assert "domain" in forecast(domain=None)
+    chained = {"run_id": posted["none", "new"], "at_step": 500}
+    assert "continues another run" in forecast(continues=chained)
+    # a continuation of a base run on the new domain: the fit's old domain is the parents'
+    on_new = {"run_id": posted["base", "new"], "at_step": 1399}
+    assert "not the fit's old domain" in forecast(continues=on_new)
+    assert client.get(f"/v1/runs/run_nope/forecast?fit_id={fit_id}").status_code == 404
+
+
+def test_a_continuation_under_a_schedule_law_is_forecast_as_a_fresh_run(
+    client, posted, part_way, study
+):
+    # lr_annealing on the base's C-header curve: the phase's points read as a fresh run's
+    body = {"run_ids": [posted["base", "new"]], "law": "lr_annealing", "intervals": False}
+    fit = client.post("/v1/fits", json=body)
+    assert fit.status_code == 201, fit.text
+    query = {"fit_id": fit.json()["id"], "num_points": 50}
+    response = client.get(f"/v1/runs/{part_way['new']}/forecast", params=query)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    curve = out["curve"]
+    assert out["law"] == "lr_annealing" and curve["total_steps"] == 1000
+    assert len(curve["steps"]) == 50 and curve["steps"][-1] == 999
+    # the schedule law's curve of the phase's rates alone, as POST /v1/predictions draws it
+    lr = study[1][HELD_OUT].lr.tolist()
+    candidate = {"lr_per_step": lr, "steps": curve["steps"]}
+    predicted = client.post(
+        "/v1/predictions", json={"fit_id": query["fit_id"], "candidates": [candidate]}
+    ).json()["candidates"][0]
+    assert np.all(np.isfinite(curve["loss"])) and predicted["loss"] == curve["loss"]

@@ -334,5 +334,7 @@ async def forecast(
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if http_cache.etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    out = await compute.run(predictions.forecast_out, run, fit, num_points, band_level, refit, seen)
+    out = await compute.run(
+        predictions.forecast_out, run, fit, num_points, band_level, refit, seen, store
+    )
     return JSONResponse(schemas.ForecastOut(**out).model_dump(mode="json"), headers=headers)

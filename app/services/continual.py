@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app import schemas
 from app.errors import InputError, NotFound
 from app.services.runs import run_lr
 from app.storage import RunRecord, Store
@@ -279,3 +280,21 @@ def branch(
         raise
     except InvalidInput as error:
         raise InputError(str(error), where or None) from error
+
+
+def run_branch(store: Store, domains: Domains, record: RunRecord) -> Branch:
+    """The history of stored run ``record`` on its own domain, as :func:`branch` makes a
+    candidate's: its own rates, continuing its parent at its ``at_step`` with its ``replay``, or
+    (continuing none) a base run's curve. What a forecast of the run predicts; a run the fit's
+    domains or its one shift cannot hold is an InputError at ``fit_id``."""
+    continues = None
+    if is_continuing(record):
+        continues = schemas.Continues(
+            run_id=record.continues_run_id, at_step=record.continues_at_step
+        )
+    try:
+        return branch(store, domains, run_lr(record), record.domain, continues, record.replay, "")
+    except InputError as error:
+        raise InputError(
+            f"run {record.id!r} is not a curve this cpt fit predicts: {error.message}", "fit_id"
+        ) from None

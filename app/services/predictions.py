@@ -134,14 +134,7 @@ def _continual_inputs(
                         _at(prefix, name),
                     )
         return None
-    domains = continual.Domains.from_json(model.domains)
-    if domains is None or store is None:
-        raise InputError(
-            f"law {model.fitted.law.name!r} predicts runs that continue stored runs: POST "
-            "/v1/predictions with the fit_id of a cpt fit (whose runs name the domains) and "
-            "candidates with continues and domain",
-            "fit_id",
-        )
+    domains = _continual_domains(model, store)
     branches = []
     for candidate, prefix in zip(candidates, prefixes, strict=True):
         if candidate.schedule is not None:
@@ -160,6 +153,19 @@ def _continual_inputs(
             )
         )
     return branches
+
+
+def _continual_domains(model: Model, store: Store | None) -> continual.Domains:
+    """The domains of a continual law's fit, with the store its curves' parents are read from."""
+    domains = continual.Domains.from_json(model.domains)
+    if domains is None or store is None:
+        raise InputError(
+            f"law {model.fitted.law.name!r} predicts runs that continue stored runs: POST "
+            "/v1/predictions with the fit_id of a cpt fit (whose runs name the domains) and "
+            "candidates with continues and domain, or GET /v1/runs/{id}/forecast of a stored run",
+            "fit_id",
+        )
+    return domains
 
 
 def _continual_curves(
@@ -187,18 +193,10 @@ def _continual_curves(
         grids.append(steps)
     histories = [branch.history for branch in branches]
     indices = [branch.indices(steps) for branch, steps in zip(branches, grids, strict=True)]
-    losses, bands = _losses_and_bands(model, histories, indices, grids, candidates, prefixes, level)
+    names = _names(candidates, prefixes)
+    losses, bands = _losses_and_bands(model, histories, indices, grids, names, prefixes, level)
     curves = [
-        Curve(
-            steps=steps,
-            loss=np.asarray(loss, dtype=np.float64),
-            lr=branch.rates_at(steps),
-            total_steps=int(branch.lr.size),
-            warmup_end=warmup_steps_of(branch.lr),
-            lower=None if band is None else band[0],
-            upper=None if band is None else band[1],
-            name=candidate.name,
-        )
+        _branch_curve(branch, steps, loss, band, candidate.name)
         for candidate, branch, steps, loss, band in zip(
             candidates, branches, grids, losses, bands.bands, strict=True
         )
@@ -206,17 +204,32 @@ def _continual_curves(
     return curves, bands
 
 
-def _losses_and_bands(model, inputs, at, grids, candidates, prefixes, level):
+def _branch_curve(branch: continual.Branch, steps, loss, band, name: str | None) -> Curve:
+    """A continual law's curve of ``branch`` at its own ``steps`` (a continuation's from its
+    checkpoint, 0), with its rate at each step and its band (``(lower, upper)`` or None)."""
+    return Curve(
+        steps=steps,
+        loss=np.asarray(loss, dtype=np.float64),
+        lr=branch.rates_at(steps),
+        total_steps=int(branch.lr.size),
+        warmup_end=warmup_steps_of(branch.lr),
+        lower=None if band is None else band[0],
+        upper=None if band is None else band[1],
+        name=name,
+    )
+
+
+def _losses_and_bands(model, inputs, at, grids, names, prefixes, level):
     """The model's losses for each of ``inputs`` (schedules, or a continual law's histories) at
-    ``at`` (their indices into them; ``grids``, the candidates' own steps, for messages), and
-    their ``level`` bands."""
+    ``at`` (their indices into them; ``grids``, the curves' own steps, for messages), and
+    their ``level`` bands (``names`` for their notes; ``prefixes`` locate the errors)."""
     try:
         fitted = model.fitted  # an inline model's parameters are checked here
         losses = predict_losses(fitted.law, fitted.params, inputs, at, fitted.warmup)
     except InvalidInput as error:
         raise InputError(str(error)) from error
     _check_finite(prefixes, grids, losses)
-    bands = prediction_bands(model, inputs, at, level, _names(candidates, prefixes))
+    bands = prediction_bands(model, inputs, at, level, names)
     return losses, bands
 
 
@@ -271,7 +284,8 @@ def predict_curves(
             steps = curve_steps(lr, candidate.num_points or schemas.DEFAULT_NUM_POINTS)
         schedules.append(lr)
         grids.append(steps)
-    losses, bands = _losses_and_bands(model, schedules, grids, grids, candidates, prefixes, level)
+    names = _names(candidates, prefixes)
+    losses, bands = _losses_and_bands(model, schedules, grids, grids, names, prefixes, level)
     curves = [
         Curve.on_schedule(lr, steps, loss, band, candidate.name)
         for candidate, lr, steps, loss, band in zip(
@@ -335,7 +349,7 @@ def forecast(
     (or ``fit_id``), with its ``level`` band (:func:`forecast_out`); ``refit`` is the state of
     the run's background refit (:mod:`app.refits`)."""
     run, fit, seen = forecast_inputs(store, run_id, fit_id)
-    return forecast_out(run, fit, num_points, level, refit, seen)
+    return forecast_out(run, fit, num_points, level, refit, seen, store)
 
 
 def forecast_inputs(
@@ -367,29 +381,34 @@ def forecast_out(
     level: float | None,
     refit: str = "off",
     points_fitted: int | None = None,
+    store: Store | None = None,
 ) -> dict[str, Any]:
     """ForecastOut's fields: the prediction of ``fit`` for ``run``'s own schedule, with its
     ``level`` band at the logged steps and on the curve, how many logged points lie inside it,
     what the fit's runs identify, and how current the fit is (``points_fitted`` of the run's
-    points seen by the fit, default all). No storage: the CLI calls it too."""
+    points seen by the fit, default all). Under a continual law (cpt) the curve is the run's
+    domain along its history (:func:`app.services.continual.run_branch`: a continuation's from
+    its checkpoint, step 0, to the end of its phase), its parent read from ``store``; no other
+    storage, so the CLI calls it too, without one."""
     model = model_of_fit(fit)
     fitted = model.fitted
+    branch = None
     if is_continual(fitted.law):
-        raise InputError(
-            f"fit {fit.id!r} is of the continual law {fitted.law.name!r}: predict a run that "
-            "continues another with POST /v1/predictions (candidates with continues, domain "
-            "and the phase's schedule)",
-            "fit_id",
-        )
-    lr = run_lr(run)
-    grid = curve_steps(lr, num_points)
-    logged, curve = predict_losses(
-        fitted.law, fitted.params, [lr, lr], [run.steps, grid], fitted.warmup
+        branch = continual.run_branch(store, _continual_domains(model, store), run)
+        grid = branch.grid(num_points)
+        inputs, at = [branch.history] * 2, [branch.indices(run.steps), branch.indices(grid)]
+    else:
+        lr = run_lr(run)
+        grid = curve_steps(lr, num_points)
+        inputs, at = [lr, lr], [run.steps, grid]
+    (logged, loss), bands = _losses_and_bands(
+        model, inputs, at, [run.steps, grid], ["logged", "curve"], ["fit_id"] * 2, level
     )
-    if not (np.all(np.isfinite(logged)) and np.all(np.isfinite(curve))):
-        raise InputError("the fit predicts a non-finite loss on this run's schedule", "fit_id")
-    bands = prediction_bands(model, [lr, lr], [run.steps, grid], level, ["logged", "curve"])
     at_logged, on_grid = bands.bands
+    if branch is not None:
+        curve = _branch_curve(branch, grid, loss, on_grid, run.name)
+    else:
+        curve = Curve.on_schedule(lr, grid, loss, on_grid, run.name)
     coverage = None
     if at_logged is not None:
         inside = (at_logged[0] <= run.loss) & (run.loss <= at_logged[1])
@@ -412,7 +431,7 @@ def forecast_out(
         "level": bands.level,
         "interval_note": bands.note,
         "metrics": json_safe(curve_metrics(logged, run.loss)),
-        "curve": Curve.on_schedule(lr, grid, curve, on_grid, run.name).to_json(),
+        "curve": curve.to_json(),
         "identification": FitReport.from_json(fit.result).identification or None,
         "fit_run_ids": fit.run_ids,
         "freshness": {
