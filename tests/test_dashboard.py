@@ -540,3 +540,71 @@ def test_a_service_with_api_keys_asks_the_page_for_one(browser, tmp_path, jax_ca
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_fit_past_the_sync_limit_shows_its_job_s_progress_then_the_fit(
+    browser, tmp_path, jax_cache_dir, artifacts
+):
+    """With a synchronous fit limit of 10 ms, "Fit this run" is answered 202 with a running job
+    (finished by the web process itself: no worker): the page says the fit became a background
+    job, shows its stage while it polls the job, and draws the forecast when the job is done,
+    with the job's last stage and the fit it made."""
+    port = free_port()
+    environment = {
+        "LOSSCAST_SYNC_FIT_SECONDS": "0.01",
+        "LOSSCAST_LOCAL_WORKER": "0",
+        "LOSSCAST_WARMUP": "0",
+        "LOSSCAST_REFIT": "0",
+        "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir),
+    }
+    with (tmp_path / "server.log").open("w") as log:
+        server, _ = start_server(tmp_path, port, log, environment)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        body = {**_run_body("wsdcon_9"), "group": None}
+        run = httpx.post(f"{base}/v1/runs", json=body, timeout=30).json()
+        context = browser.new_context(viewport={"width": 1360, "height": 900})
+        page = Watched(context.new_page(), base)
+        page.open(f"runs/{run['id']}", "select[aria-label='law to fit']")
+        page.page.select_option("select[aria-label='law to fit']", "lr_annealing")
+        page.page.click("button:text('Fit this run')")
+        page.page.wait_for_selector("#fit-job[data-status]", timeout=60_000)
+        shown = []  # what the page said of the job, each change once
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            state = page.page.evaluate(
+                "(() => { const box = document.querySelector('#fit-job');"
+                " return [box.dataset.status, box.dataset.progress, box.textContent]; })()"
+            )
+            if not shown or shown[-1] != state:
+                shown.append(state)
+            if state[0] in ("done", "failed"):
+                break
+            time.sleep(0.05)
+        job_id = page.page.get_attribute("#fit-job", "data-job")
+        job = httpx.get(f"{base}/v1/jobs/{job_id}", timeout=30).json()
+        assert job["status"] == "done", (job, shown)
+        status, progress, text = shown[0]
+        assert status == "running" and "background job" in text and job_id in text, shown
+        stages = ["fitting", "cross_validating", "intervals"]  # lr_annealing's, in order
+        seen = [json.loads(p) for s, p, _ in shown if s == "running" and p]
+        assert all(p["steps"] == 3 and stages[p["step"] - 1] == p["stage"] for p in seen), seen
+        assert [p["step"] for p in seen] == sorted(p["step"] for p in seen), seen
+        assert all("polling the job" in t for s, _, t in shown if s == "running"), shown
+        status, progress, text = shown[-1]
+        assert status == "done" and json.loads(progress) == job["progress"]
+        assert "stage intervals, step 3 of 3" in text and f"fit {job['fit_id']}" in text
+        page.page.wait_for_function(
+            "JSON.parse(document.querySelector('#run-chart').dataset.series || '[]').length == 4",
+            timeout=60_000,
+        )
+        fits = httpx.get(f"{base}/v1/fits", params={"run_id": run["id"]}, timeout=30).json()
+        assert [fit["id"] for fit in fits["items"]] == [job["fit_id"]]
+        assert page.page.get_attribute(f"#fit-job a[href='#/fits/{job['fit_id']}']", "href")
+        print(f"the page showed the job as {[(s, p) for s, p, _ in shown]}")
+        page.page.screenshot(path=artifacts / "run-fit-as-a-job.png")
+        page.assert_clean(http_errors=True)
+        context.close()
+    finally:
+        server.terminate()
+        server.wait(30)

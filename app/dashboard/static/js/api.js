@@ -38,8 +38,9 @@ export function setApiKey(token) {
 }
 
 /** JSON of `path` (GET, or `method` with a JSON `body`); throws ApiError with the API's message.
- *  With `etag`, sends If-None-Match and answers {notModified: true} on 304. */
-export async function api(path, { method = "GET", body, etag, signal } = {}) {
+ *  With `etag`, sends If-None-Match and answers {notModified: true} on 304. With `full`, answers
+ *  {status, headers, data}, for answers whose status says what the body is (a 202's job). */
+export async function api(path, { method = "GET", body, etag, signal, full = false } = {}) {
   const headers = { accept: "application/json" };
   const key = apiKey();
   if (key) headers.authorization = `Bearer ${key}`;
@@ -70,6 +71,7 @@ export async function api(path, { method = "GET", body, etag, signal } = {}) {
     const id = parsed && parsed.request_id;
     throw new ApiError(response.status, describe(response.status, parsed), id);
   }
+  if (full) return { status: response.status, headers: response.headers, data: parsed };
   if (etag !== undefined) return { data: parsed, etag: response.headers.get("etag") };
   return parsed;
 }

@@ -72,6 +72,7 @@ export async function runView(main, params, runId) {
   const run = await api(`/v1/runs/${encodeURIComponent(id)}`);
   const head = h("div", {});
   const messages = h("div", {});
+  const jobBox = h("div", { id: "fit-job" });
   const lossBox = h("div", { class: "chart card", id: "run-chart" });
   const lrBox = h("div", { class: "chart card", id: "lr-chart" });
   const residualBox = h("div", { class: "chart card", id: "residual-chart" });
@@ -79,6 +80,7 @@ export async function runView(main, params, runId) {
   fill(main, 
     h("h1", {}, run.name, " ", h("span", { class: "muted" }, run.group ? `group ${run.group}` : "")),
     head,
+    jobBox,
     messages,
     h("div", { class: "row" }, h("div", { class: "grow" }, lossBox, lrBox, residualBox), h("div", { style: "flex: 0 1 360px" }, side)),
   );
@@ -87,6 +89,7 @@ export async function runView(main, params, runId) {
   let etag = null;
   let current = { run, forecast: null };
   let stopped = false;
+  let fitting = false; // a fit asked from this page is running: keep its messages up
 
   function draw() {
     const { run: r, forecast: f } = current;
@@ -117,15 +120,56 @@ export async function runView(main, params, runId) {
   }
 
   async function fitNow(withGroup, law) {
+    fitting = true;
+    fill(jobBox);
     fill(messages, h("p", { class: "muted" }, `fitting ${law}… (seconds; law auto fits every law)`));
     try {
-      await api("/v1/fits", { method: "POST", body: { run_ids: [id], law, with_group: withGroup } });
+      const answer = await api("/v1/fits", { method: "POST", body: { run_ids: [id], law, with_group: withGroup }, full: true });
+      if (answer.status === 202) {
+        fill(messages);
+        const job = await followJob(answer);
+        if (job.status !== "done") return;
+      }
       etag = null;
       fill(messages);
       await poll();
     } catch (error) {
       fill(messages, errorBox(error, "fit"));
+    } finally {
+      fitting = false;
     }
+  }
+
+  /** A fit past the service's time limit for a fit in the request (LOSSCAST_SYNC_FIT_SECONDS)
+   *  was answered 202 with its job: say so, and poll the job (at its Retry-After) until it ends,
+   *  showing its stage; answers the job as it ended (or as it was when the page was left). */
+  async function followJob(accepted) {
+    const where = accepted.headers.get("location") || `/v1/jobs/${encodeURIComponent(accepted.data.id)}`;
+    const wait = 1000 * (Number(accepted.headers.get("retry-after")) || 2);
+    let job = accepted.data;
+    showJob(job);
+    while (!stopped && job.status !== "done" && job.status !== "failed") {
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      if (stopped) break;
+      job = await api(where);
+      showJob(job);
+    }
+    return job;
+  }
+
+  function showJob(job) {
+    const p = job.progress;
+    const stage = p ? `stage ${p.stage}, step ${p.step} of ${p.steps}` : job.status === "queued" ? "waiting for a worker" : "starting";
+    const ended = job.status === "done" || job.status === "failed";
+    const lead = h("span", {}, `The fit took longer than the service fits in a request, so it ${ended ? "went" : "goes"} on as background job `, h("code", {}, job.id), ". ");
+    let state;
+    if (job.status === "done") state = h("span", {}, h("span", { class: "badge ok" }, "done"), ` (${stage}): `, h("a", { href: link(`fits/${job.fit_id}`) }, `fit ${job.fit_id}`));
+    else if (job.status === "failed") state = h("span", {}, h("span", { class: "badge stale" }, "failed"), ` (${stage})`);
+    else state = h("span", {}, h("span", { class: "badge" }, job.status), ` ${stage}`, p ? h("progress", { value: p.step, max: p.steps, "aria-label": "fit progress" }) : null, " (polling the job)");
+    jobBox.dataset.job = job.id;
+    jobBox.dataset.status = job.status;
+    jobBox.dataset.progress = p ? JSON.stringify(p) : "";
+    fill(jobBox, note(h("span", {}, lead, state)), job.status === "failed" ? errorBox(new Error(job.error ? job.error.msg : "no reason given"), `job ${job.id}`) : null);
   }
 
   async function poll() {
@@ -145,7 +189,7 @@ export async function runView(main, params, runId) {
         const changed = latest.version !== current.run.version || !charts;
         current = { run: latest, forecast: null };
         if (changed) draw();
-        if (!messages.querySelector("button")) {
+        if (!fitting && !messages.querySelector("button")) {
           const laws = await api("/v1/laws").catch(() => ({ laws: {} }));
           const law = h("select", { "aria-label": "law to fit" }, ["auto", ...Object.keys(laws.laws)].map((name) => h("option", { value: name }, name)));
           fill(
