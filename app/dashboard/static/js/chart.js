@@ -92,9 +92,12 @@ function download(name, blob) {
 
 /**
  * A chart of `curves` in `container`: each {label, x, y, color?, measured?, dash?, lower?, upper?,
- * width?}; a band is drawn between lower and upper. Options: title, yLabel, xLabel, height,
- * logX, logY, xExtent ([min, max] of the step axis at rest), group (a Set: charts whose step
- * axes zoom together), toolbar (false: none), name (file names of the downloads).
+ * width?, line?, pointSize?}; a band is drawn between lower and upper; `line: false` draws the
+ * points alone (a scatter: x ascending, one point per x). Options: title, yLabel, xLabel, xName
+ * (the x axis in the toolbar's words, default "step"), xDigits (the cursor's x readout in
+ * significant digits; default a whole step), height, logX, logY, xExtent ([min, max] of the x
+ * axis at rest), group (a Set: charts whose step axes zoom together), toolbar (false: none),
+ * name (file names of the downloads).
  */
 export function chart(container, curves, options = {}) {
   const state = {
@@ -118,7 +121,7 @@ export function chart(container, curves, options = {}) {
   const tools = h(
     "div",
     { class: "toolbar", role: "toolbar", "aria-label": `${options.title || name} tools` },
-    toggle("log step", "logX", "logarithmic step axis"),
+    toggle(`log ${options.xName || "step"}`, "logX", `logarithmic ${options.xName || "step"} axis`),
     toggle("log loss", "logY", `logarithmic ${options.yLabel || "loss"} axis`),
     h("button", { type: "button", onclick: () => zoomTail(0.2), title: "the last 20% of the steps; the loss range follows" }, "tail 20%"),
     h("button", { type: "button", onclick: () => zoomTail(1), title: "all steps (or double-click the chart)" }, "reset zoom"),
@@ -153,19 +156,22 @@ export function chart(container, curves, options = {}) {
 
   function build() {
     const { columns, meta } = align(state.curves, { logX: state.logX });
-    const series = [{ label: options.xLabel || "step", value: (u, v) => (v === null ? "–" : Math.round(v)) }];
+    const xValue = options.xDigits ? (u, v) => fmt(v, options.xDigits) : (u, v) => (v === null ? "–" : Math.round(v));
+    const series = [{ label: options.xLabel || "step", value: xValue }];
     const bands = [];
     meta.forEach(({ curve, suffix }, k) => {
       const color = curve.color || COLORS[k % COLORS.length];
       const isBand = suffix !== "";
       const sparse = curve.x.length <= 400;
+      const scatter = curve.line === false;
       series.push({
         label: isBand ? `${curve.label}${suffix}` : curve.label,
         stroke: isBand ? alpha(color, 0.5) : color,
         width: isBand ? 1 : curve.width || (curve.measured ? 1.25 : 2),
         dash: curve.dash,
         spanGaps: true,
-        points: { show: !isBand && curve.measured && sparse && curve.markers !== false, size: 4, fill: color },
+        ...(scatter ? { paths: () => null } : {}),
+        points: { show: !isBand && (scatter || (curve.measured && sparse && curve.markers !== false)), size: curve.pointSize || (scatter ? 6 : 4), fill: color },
         value: (u, v) => fmt(v),
       });
       if (suffix === " upper") bands.push({ series: [k + 1, k + 2], fill: alpha(color, 0.22) });
