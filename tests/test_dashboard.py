@@ -608,3 +608,155 @@ def test_a_fit_past_the_sync_limit_shows_its_job_s_progress_then_the_fit(
     finally:
         server.terminate()
         server.wait(30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Continual pre-training: the cpt page on tinycpt's real curves.
+
+
+@pytest.fixture(scope="module")
+def cpt_service(browser, tmp_path_factory, jax_cache_dir):
+    """A real server with tinycpt's base run and two branches on both domains, and one cpt fit
+    of them (tests/test_api_cpt.py's quick fit: its non-linear parameters held, no bands)."""
+    from bench.cpt import load_study
+    from tests.test_api_cpt import DATA, DOMAINS, QUICK, _body, _fit
+
+    base_curve, branches = load_study(DATA)
+    folder = tmp_path_factory.mktemp("dashboard-cpt")
+    port = free_port()
+    environment = {
+        "LOSSCAST_WARMUP": "0",
+        "LOSSCAST_REFIT": "0",
+        "LOSSCAST_LOCAL_WORKER": "0",
+        "LOSSCAST_JAX_CACHE_DIR": str(jax_cache_dir),
+    }
+    with (folder / "server.log").open("w") as log:
+        server, _ = start_server(folder, port, log, environment)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=600) as http:
+                ids = {}
+                for domain in DOMAINS:
+                    response = http.post("/v1/runs", json=_body(base_curve, domain))
+                    assert response.status_code == 201, response.text
+                    ids["base", domain] = response.json()["id"]
+                at_step = base_curve.lr.size - 1
+                for name in QUICK:
+                    for domain in DOMAINS:
+                        body = _body(
+                            branches[name], domain, parent=ids["base", "old"], at_step=at_step
+                        )
+                        response = http.post("/v1/runs", json=body)
+                        assert response.status_code == 201, response.text
+                        ids[name, domain] = response.json()["id"]
+                fit = _fit(http, ids, QUICK, intervals=False)
+                yield {"base": base, "http": http, "runs": ids, "fit": fit, "at_step": at_step}
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+def _cpt_plan(cpt_service, **fields) -> dict:
+    body = {
+        "kind": "cpt",
+        "fit_id": cpt_service["fit"]["id"],
+        "continues": {"run_id": cpt_service["runs"]["base", "old"], "at_step": 1399},
+        "total_steps": 1000,
+        "peaks": [3e-4, 7.5e-4, 1.5e-3, 3e-3],
+        "replays": [0.0, 0.1, 0.25],
+        **fields,
+    }
+    response = cpt_service["http"].post("/v1/plans", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _cpt_page_plan(page, ceiling: str) -> None:
+    page.page.fill("input[name=peaks]", "3e-4,7.5e-4,1.5e-3,3e-3")
+    page.page.fill("input[name=replays]", "0,0.1,0.25")
+    page.page.fill("input[name=ceiling]", ceiling)
+    page.page.evaluate("window.shownBefore = document.querySelector('#cpt-result')")
+    page.page.click("form[aria-label='cpt plan'] button[type=submit]")
+    page.page.wait_for_function(  # the new plan's answer, not the one shown before
+        "(() => { const box = document.querySelector('#cpt-result');"
+        " return box && box !== window.shownBefore"
+        " && box.querySelector('[data-series], .error'); })()",
+        timeout=120_000,
+    )
+    assert not page.page.locator("#cpt-result .error").count(), page.page.text_content(
+        "#cpt-result"
+    )
+
+
+def test_cpt_page_draws_the_api_s_trade_off_front_and_chosen_option(
+    browser, cpt_service, artifacts
+):
+    """The page prefills the fit's base run, branch step and budget; under a ceiling on the
+    old domain that binds (the median of the options' old-domain finals) it draws every option
+    by shape, the Pareto front, the chosen option and the ceiling, and tables the front, all as
+    the API's plan has them; with a ceiling no option meets, it says so and marks the option
+    that forgets least."""
+    assert cpt_service["at_step"] == 1399
+    context = browser.new_context(viewport={"width": 1360, "height": 900})
+    page = Watched(context.new_page(), cpt_service["base"])
+    fit = cpt_service["fit"]
+    page.open("runs", "tr[data-run-id]")
+    page.page.click("a[data-nav=cpt]")
+    page.page.wait_for_selector("form[aria-label='cpt plan']")
+    assert page.page.input_value("select[name=fit]") == fit["id"]
+    assert page.page.input_value("select[name=run]") == cpt_service["runs"]["base", "old"]
+    assert page.page.input_value("input[name=at]") == "1399"
+    assert page.page.input_value("input[name=steps]") == "1000"  # the branches' length
+
+    free = _cpt_plan(cpt_service)["result"]
+    ceiling = float(np.median([o["old_final"] for o in free["options"]]))
+    _cpt_page_plan(page, repr(ceiling))
+    out = _cpt_plan(cpt_service, old_ceiling=ceiling)
+    plan, best = out["result"], out["result"]["best"]
+    assert best["old_final"] <= ceiling < free["best"]["old_final"]  # the ceiling binds
+    series = _series(page, "#cpt-chart")
+    for shape in ("cosine", "linear", "wsd", "constant"):
+        finals = {o["new_final"] for o in plan["options"] if o["shape"] == shape}
+        assert series[f"{shape} options"] == len(finals), (shape, series)
+    front = plan["pareto_front"]
+    assert series["Pareto front"] == len({o["new_final"] for o in front}) >= 3
+    assert series["chosen"] == 1 and series[f"old-domain ceiling {ceiling:.5g}"] > 0
+    rows = page.page.locator("#cpt-front tbody tr")
+    assert rows.count() == len(front)
+    for k, option in enumerate(front):
+        cells = rows.nth(k).locator("td").all_text_contents()
+        assert float(cells[0]) == pytest.approx(option["peak_lr"], rel=1e-3)
+        assert cells[1] == option["shape"]
+        assert float(cells[2]) == pytest.approx(option["replay"], abs=1e-9)
+        assert float(cells[3]) == pytest.approx(option["new_final"], rel=1e-4)
+        assert float(cells[4]) == pytest.approx(option["old_final"], rel=1e-4)
+    chosen = page.page.locator("#cpt-front tr[data-chosen=true] td").all_text_contents()
+    assert float(chosen[0]) == pytest.approx(best["peak_lr"], rel=1e-3)
+    assert (chosen[1], chosen[-1]) == (best["shape"], "chosen")
+
+    def field(name: str) -> str:
+        return page.page.text_content(f"#cpt-chosen td[data-field='{name}']")
+
+    assert float(field("peak lr")) == pytest.approx(best["peak_lr"], rel=1e-4)
+    assert field("shape") == best["shape"]
+    assert float(field("new-domain final")) == pytest.approx(best["new_final"], rel=1e-4)
+    assert field("planned") == out["planned"]["name"]
+    assert f"{len(plan['options'])} ({len(front)} on the Pareto front)" == field("options")
+    print(
+        f"cpt plan under ceiling {ceiling:.4f}: {len(plan['options'])} options, "
+        f"{len(front)} on the front, chosen {best['shape']} peak {best['peak_lr']:g} replay "
+        f"{best['replay']:g}: new {best['new_final']:.4f}, old {best['old_final']:.4f}"
+    )
+    page.page.screenshot(path=artifacts / "cpt.png", full_page=True)
+
+    _cpt_page_plan(page, "0.5")  # below every option's old-domain final
+    page.page.wait_for_selector("#cpt-result .note")
+    nothing = _cpt_plan(cpt_service, old_ceiling=0.5)
+    assert nothing["result"]["best"] is None
+    assert page.page.text_content("#cpt-result .note") == nothing["result"]["note"]
+    assert _series(page, "#cpt-chart")["planned (least forgetting)"] == 1
+    assert field("planned") == nothing["planned"]["name"]
+    least = min(plan["options"], key=lambda o: o["old_final"])
+    assert float(field("old-domain final")) == pytest.approx(least["old_final"], rel=1e-4)
+    page.assert_clean()
+    context.close()

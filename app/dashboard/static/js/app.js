@@ -1,6 +1,7 @@
 // The dashboard's router: views deep-linked by the URL's hash (#/runs, #/runs/ID, #/fits/ID,
-// #/whatif?fit=ID, #/plan?fit=ID), so links can be shared and the back button works.
+// #/whatif?fit=ID, #/plan?fit=ID, #/cpt?fit=ID), so links can be shared and the back button works.
 import { apiKey, setApiKey } from "./api.js";
+import { cptView } from "./cpt.js";
 import { errorBox, fill, h } from "./dom.js";
 import { fitView, fitsView } from "./fit.js";
 import { planView } from "./plan.js";
@@ -15,6 +16,7 @@ const ROUTES = [
   [/^fits\/([^/]+)$/, fitView, "fits"],
   [/^whatif$/, whatifView, "whatif"],
   [/^plan$/, planView, "plan"],
+  [/^cpt$/, cptView, "cpt"],
 ];
 
 let cleanup = null;

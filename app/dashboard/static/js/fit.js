@@ -84,7 +84,9 @@ export async function fitView(main, params, fitId) {
   fill(main, 
     h("h1", {}, `Fit ${fit.id}`, " ", h("span", { class: "muted" }, `${fit.law}, ${ago(fit.created_at)}`)),
     h("p", {}, fit.converged ? h("span", { class: "badge ok" }, "converged") : h("span", { class: "badge stale" }, "did not converge"), ` ${fit.message}`),
-    h("p", {}, h("a", { href: link("whatif", { fit: fit.id }) }, "What-if with this fit"), " · ", h("a", { href: link("plan", { fit: fit.id }) }, "Plan with this fit")),
+    fit.law === "cpt"
+      ? h("p", {}, h("a", { href: link("cpt", { fit: fit.id }) }, "Plan a continuation with this fit"))
+      : h("p", {}, h("a", { href: link("whatif", { fit: fit.id }) }, "What-if with this fit"), " · ", h("a", { href: link("plan", { fit: fit.id }) }, "Plan with this fit")),
     h(
       "div",
       { class: "row" },
