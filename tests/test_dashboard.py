@@ -709,8 +709,8 @@ def test_cpt_page_draws_the_api_s_trade_off_front_and_chosen_option(
     assert page.page.input_value("input[name=steps]") == "1000"  # the branches' length
 
     free = _cpt_plan(cpt_service)["result"]
-    ceiling = float(np.median([o["old_final"] for o in free["options"]]))
-    _cpt_page_plan(page, repr(ceiling))
+    ceiling = round(float(np.median([o["old_final"] for o in free["options"]])), 4)
+    _cpt_page_plan(page, str(ceiling))
     out = _cpt_plan(cpt_service, old_ceiling=ceiling)
     plan, best = out["result"], out["result"]["best"]
     assert best["old_final"] <= ceiling < free["best"]["old_final"]  # the ceiling binds

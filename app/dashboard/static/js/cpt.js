@@ -103,7 +103,7 @@ function show(out, box) {
   const lo = Math.min(...xs);
   const hi = Math.max(...xs);
   const pad = Math.max((hi - lo) * 0.05, Math.abs(hi) * 1e-4);
-  if (r.old_ceiling !== null) curves.push({ label: `old-domain ceiling ${fmt(r.old_ceiling)}`, x: [lo - pad, hi + pad], y: [r.old_ceiling, r.old_ceiling], color: "#e67700", dash: [6, 4] });
+  if (r.old_ceiling !== null) curves.push({ label: `old-domain ceiling ${fmt(r.old_ceiling)}`, x: [lo - pad, hi + pad], y: [r.old_ceiling, r.old_ceiling], color: "#868e96", dash: [6, 4] });
   const holder = h("div", { class: "chart card", id: "cpt-chart" });
   const summary = h(
     "table",
