@@ -545,11 +545,17 @@ def _local_fit(records: list, options: Mapping[str, Any]):
     from app.services.runs import run_lr
     from app.storage import unsaved_fit
     from fitting.fit import Run
+    from fitting.laws import CONTINUAL_LAWS
 
     try:
         request = schemas.FitCreate(run_ids=[r.id for r in records], **options)
     except ValidationError as error:
         raise UsageError(_validation_message(error)) from None
+    if request.law in CONTINUAL_LAWS:  # a CSV here is a fresh run: no parent, no domain
+        raise UsageError(
+            f"law {request.law!r} fits runs that continue stored runs: post them to a service "
+            "(--url) with continues and domain"
+        )
     runs = [Run(run_lr(r), r.steps, r.loss, r.id) for r in records]
     report = fit_report(runs, request)
     options = request.model_dump(exclude={"run_ids"})

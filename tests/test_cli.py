@@ -295,3 +295,13 @@ def test_forecast_command_prints_the_band_and_what_rests_on_the_prior(tmp_path, 
     out = capsys.readouterr().out
     assert "final loss at step 23999" in out and "90% band" in out
     assert "no LR decay observed yet" in out
+
+
+def test_a_continual_law_in_process_is_exit_2_before_any_fit(capsys):
+    # a CSV is a fresh run here (no parent, no domain): cpt fits runs that continue stored runs
+    spec = json.dumps(schedule_specs()["wsd_20000_24000"])
+    csv = str(DATA / "400M" / "wsd_20000_24000.csv")
+    assert cli.main(["forecast", csv, "--schedule", spec, "--law", "cpt"]) == 2
+    assert "law 'cpt' fits runs that continue stored runs" in capsys.readouterr().err
+    assert cli.main(["fit", csv, "--schedules", SCHEDULES, "--law", "cpt"]) == 2
+    assert "(--url) with continues and domain" in capsys.readouterr().err
