@@ -758,5 +758,16 @@ def test_cpt_page_draws_the_api_s_trade_off_front_and_chosen_option(
     assert field("planned") == nothing["planned"]["name"]
     least = min(plan["options"], key=lambda o: o["old_final"])
     assert float(field("old-domain final")) == pytest.approx(least["old_final"], rel=1e-4)
+
+    # a branch's run page and the fit's page under the cpt fit link here, not to what-if/plan
+    branch = cpt_service["runs"]["cos_3e-3", "new"]
+    page.open(f"runs/{branch}", "#run-chart[data-series]")
+    page.page.click("a:text('Plan a continuation with this fit')")
+    page.page.wait_for_selector("form[aria-label='cpt plan']")
+    assert page.page.input_value("select[name=fit]") == fit["id"]
+    assert not page.page.locator("a:text('Plan a budget')").count()
+    page.open(f"fits/{fit['id']}", "#fit-params")
+    link = page.page.get_attribute("a:text('Plan a continuation with this fit')", "href")
+    assert link == f"#/cpt?fit={fit['id']}"
     page.assert_clean()
     context.close()

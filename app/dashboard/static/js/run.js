@@ -100,8 +100,12 @@ export async function runView(main, params, runId) {
       summary(r, f),
       f && f.identification ? note(f.identification.note) : null,
       f && f.interval_note ? note(f.interval_note) : null,
-      f ? h("p", {}, h("a", { href: link("whatif", { fit: f.fit_id }) }, "What if this fit ran another schedule?")) : null,
-      h("p", {}, h("a", { href: link("plan", { fit: f ? f.fit_id : "" }) }, "Plan a budget")),
+      f && f.law === "cpt"
+        ? h("p", {}, h("a", { href: link("cpt", { fit: f.fit_id }) }, "Plan a continuation with this fit"))
+        : [
+            f ? h("p", {}, h("a", { href: link("whatif", { fit: f.fit_id }) }, "What if this fit ran another schedule?")) : null,
+            h("p", {}, h("a", { href: link("plan", { fit: f ? f.fit_id : "" }) }, "Plan a budget")),
+          ],
     );
     if (!charts) {
       charts = {
