@@ -28,16 +28,16 @@ DOMAINS = {"old": "python", "new": "c"}
 #: Round values of the non-linear parameters of the full fit on the base and the four other
 #: branches (both domains).
 NONLINEAR = {
-    "alpha_old": 0.1726,
-    "E_old": 1775.0,
-    "beta_old": 0.02,
-    "gamma_old": 1.352,
-    "alpha_new": 0.5449,
-    "E_new": 455.7,
-    "beta_new": 0.1759,
-    "gamma_new": 0.6972,
-    "decay": 0.9648,
-    "K_replay": 12.72,
+    "alpha_old": 0.172,
+    "E_old": 3330.0,
+    "beta_old": 0.0231,
+    "gamma_old": 1.25,
+    "alpha_new": 0.6,
+    "E_new": 502.0,
+    "beta_new": 0.175,
+    "gamma_new": 0.72,
+    "decay": 0.954,
+    "K_replay": 16.7,
 }
 
 

@@ -112,22 +112,24 @@ def predict(params: jax.Array, x: jax.Array, steps: jax.Array, ramp_end: jax.Arr
     eta, k, is_old, unit, away, rbar, continuing, peak = shift_inputs(x, steps)
     s1, s2 = forward_and_annealing_areas(eta, k, p["decay"], 0)
     s2_cpt = discounted_prefix_sum((eta[0] - eta) * continuing, k, p["decay"])
+    # the old domain's own data: the base's updates and the replayed share of the continuation's
+    s1_old = jnp.maximum(s1 - forward_area(eta * continuing * away, k), 1e-30)
     s1 = jnp.maximum(s1, 1e-30)
 
-    def domain(d, damping):
+    def domain(d, damping, s1_d):
         # D_d = peak * sum (eta / peak) ** gamma_d * (1 - r): the new data's area when gamma = 1
         drive = peak * forward_area(jnp.power(unit, p[f"gamma_{d}"]) * away, k)
         shift = 1.0 - jnp.power(1.0 + p[f"E_{d}"] * drive, -p[f"beta_{d}"])
         return (
             p[f"L0_{d}"]
-            + p[f"A_{d}"] * jnp.power(s1, -p[f"alpha_{d}"])
+            + p[f"A_{d}"] * jnp.power(s1_d, -p[f"alpha_{d}"])
             - p[f"C_{d}"] * (s2 - s2_cpt)
-            - p[f"Ccpt_{d}"] * s2_cpt
+            - p["Ccpt"] * s2_cpt
             + p[f"B_{d}"] * shift * damping
         )
 
-    old = domain("old", 1.0 / (1.0 + p["K_replay"] * rbar))
-    new = domain("new", 1.0)
+    old = domain("old", 1.0 / (1.0 + p["K_replay"] * rbar), s1_old)
+    new = domain("new", 1.0, s1)
     return jnp.where(is_old, old, new)
 
 
@@ -162,14 +164,6 @@ def _domain_parameters(domain: str, shift_sign: float) -> tuple[Parameter, ...]:
             f"C_{domain}", 1e-6, 1e6, "log", linear=True, doc=f"annealing weight, base ({domain})"
         ),
         Parameter(
-            f"Ccpt_{domain}",
-            1e-6,
-            1e6,
-            "log",
-            linear=True,
-            doc=f"annealing weight, continuation ({domain})",
-        ),
-        Parameter(
             f"B_{domain}", lower, upper, linear=True, doc=f"the shift's full {words} ({domain})"
         ),
         Parameter(f"E_{domain}", 1e-2, 1e5, "log", starts=(30.0, 300.0), doc="shift rate"),
@@ -183,6 +177,9 @@ def _domain_parameters(domain: str, shift_sign: float) -> tuple[Parameter, ...]:
 PARAMETERS = (
     *_domain_parameters("old", +1.0),
     *_domain_parameters("new", -1.0),
+    Parameter(
+        "Ccpt", 1e-6, 1e6, "log", linear=True, doc="annealing weight of the continuation (both)"
+    ),
     Parameter(
         "decay",
         LR_ANNEALING_DECAY_LOWER,
@@ -205,7 +202,7 @@ NAMES = tuple(p.name for p in PARAMETERS)
 CPT = Law(
     name="cpt",
     formula=(
-        "L_d(s) = L0_d + A_d*S1^(-alpha_d) - C_d*S2_base - Ccpt_d*S2_cpt "
+        "L_d(s) = L0_d + A_d*S1_d^(-alpha_d) - C_d*S2_base - Ccpt*S2_cpt "
         "+ B_d*(1 - (1 + E_d*D)^(-beta_d)) [/ (1 + K_replay*rbar) on the old domain]"
     ),
     parameters=PARAMETERS,

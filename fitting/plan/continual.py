@@ -116,7 +116,8 @@ class ContinuationOption:
     Attributes:
       peak_lr, shape, replay: the re-warm peak, the decay shape, the share of old data.
       new_final, old_final: the predicted final loss on the new and the old domain.
-      pareto: no other option of the grid is at most as high on both domains and lower on one.
+      pareto: no other option of the grid is at most as high on both domains and lower on one
+        (of options with equal finals, the first).
       feasible: ``old_final`` is within the plan's ceiling (True without one).
       spec: the phase's schedule spec (its rate ``j`` is update ``j + 1``: see
         :func:`continuation_schedule`).
@@ -170,12 +171,16 @@ class ContinuationPlan:
 
 
 def _pareto(new: np.ndarray, old: np.ndarray) -> np.ndarray:
-    """Whether each point is on the Pareto front of minimising both."""
+    """Whether each point is on the Pareto front of minimising both. Of points with equal
+    values (e.g. every shape of a peak equal to the rate at the branch: one schedule), only the
+    first is on it."""
+    same = (new[None, :] == new[:, None]) & (old[None, :] == old[:, None])
+    earlier = np.arange(new.size)[None, :] < np.arange(new.size)[:, None]
     dominated = (
         (new[None, :] <= new[:, None])
         & (old[None, :] <= old[:, None])
         & ((new[None, :] < new[:, None]) | (old[None, :] < old[:, None]))
-    )
+    ) | (same & earlier)
     return ~dominated.any(axis=1)
 
 
