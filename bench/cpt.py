@@ -9,10 +9,11 @@ and the ordering of the branches by predicted final new-domain loss against the 
 The baseline is what a user has today: ``lr_annealing`` and ``multi_power`` fitted on the other
 branches' continuations alone (each a fresh run from step 0), predicting the held-out one.
 
-Measured (2026-12-02, 2 shared cores, no bands): ``cpt`` new-domain PredE 0.0066 (per fold
-0.0046 / 0.0077 / 0.0065 / 0.0057 / 0.0085 for const_1.5e-3 / replay25 / cos_3e-3 / cos_7.5e-4 /
-none), old-domain 0.0210 (0.0138 / 0.0494 / 0.0261 / 0.0069 / 0.0089), finals within -0.31% ..
--1.53% (new) and -0.60% .. -5.09% (old), the ordering of the new-domain finals right; today's
+Measured (2026-12-02, 2 shared cores, no bands, the law of commit 7c51624): ``cpt`` new-domain
+PredE 0.0064 (per fold 0.0041 / 0.0063 / 0.0084 / 0.0054 / 0.0076 for const_1.5e-3 / replay25 /
+cos_3e-3 / cos_7.5e-4 / none), old-domain 0.0147 (0.0144 / 0.0200 / 0.0208 / 0.0077 / 0.0104),
+finals within -1.14% .. +0.37% (new) and -3.73% .. +0.98% (old), the ordering of the new-domain
+finals right; today's
 ``lr_annealing`` / ``multi_power`` on the continuations: new 0.0156 / 0.0160, old 0.096 / 0.096.
 
 Not a test: it asserts nothing, it reports. Run as ``python bench/cpt.py [--data DIR] [--json]``
