@@ -80,11 +80,10 @@ def _body(curve, domain: str, *, parent: str | None = None, at_step: int = 0) ->
     return body
 
 
-@pytest.fixture(scope="module")
-def posted(client, study):
-    """Run ids by (curve, domain): the base on both domains, then every branch on both,
-    continuing the base's Python run at its last step."""
-    base, branches = study
+def post_study(client, base, branches) -> dict:
+    """Post the base on both domains, then each of ``branches`` (curves by name) on both,
+    continuing the base's Python run at its last step, through ``client`` (a TestClient or an
+    ``httpx.Client`` of a real server); the run ids by (curve, domain)."""
     ids = {}
     for domain in DOMAINS:
         response = client.post("/v1/runs", json=_body(base, domain))
@@ -98,6 +97,12 @@ def posted(client, study):
             assert response.status_code == 201, response.text
             ids[name, domain] = response.json()["id"]
     return ids
+
+
+@pytest.fixture(scope="module")
+def posted(client, study):
+    """Run ids by (curve, domain) of the base and every branch (:func:`post_study`)."""
+    return post_study(client, *study)
 
 
 def _fit(client, posted, branches, runs=(), **options) -> dict:

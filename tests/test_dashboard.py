@@ -619,7 +619,7 @@ def cpt_service(browser, tmp_path_factory, jax_cache_dir):
     """A real server with tinycpt's base run and two branches on both domains, and one cpt fit
     of them (tests/test_api_cpt.py's quick fit: its non-linear parameters held, no bands)."""
     from bench.cpt import load_study
-    from tests.test_api_cpt import DATA, DOMAINS, QUICK, _body, _fit
+    from tests.test_api_cpt import DATA, QUICK, _fit, post_study
 
     base_curve, branches = load_study(DATA)
     folder = tmp_path_factory.mktemp("dashboard-cpt")
@@ -635,20 +635,8 @@ def cpt_service(browser, tmp_path_factory, jax_cache_dir):
         base = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=base, timeout=600) as http:
-                ids = {}
-                for domain in DOMAINS:
-                    response = http.post("/v1/runs", json=_body(base_curve, domain))
-                    assert response.status_code == 201, response.text
-                    ids["base", domain] = response.json()["id"]
+                ids = post_study(http, base_curve, {name: branches[name] for name in QUICK})
                 at_step = base_curve.lr.size - 1
-                for name in QUICK:
-                    for domain in DOMAINS:
-                        body = _body(
-                            branches[name], domain, parent=ids["base", "old"], at_step=at_step
-                        )
-                        response = http.post("/v1/runs", json=body)
-                        assert response.status_code == 201, response.text
-                        ids[name, domain] = response.json()["id"]
                 fit = _fit(http, ids, QUICK, intervals=False)
                 yield {"base": base, "http": http, "runs": ids, "fit": fit, "at_step": at_step}
         finally:
