@@ -9,15 +9,17 @@ and the ordering of the branches by predicted final new-domain loss against the 
 The baseline is what a user has today: ``lr_annealing`` and ``multi_power`` fitted on the other
 branches' continuations alone (each a fresh run from step 0), predicting the held-out one.
 
-Measured (2026-12-02, 2 shared cores, no bands, the law of commit 7c51624): ``cpt`` new-domain
-PredE 0.0064 (per fold 0.0041 / 0.0063 / 0.0084 / 0.0054 / 0.0076 for const_1.5e-3 / replay25 /
-cos_3e-3 / cos_7.5e-4 / none), old-domain 0.0147 (0.0144 / 0.0200 / 0.0208 / 0.0077 / 0.0104),
-finals within -1.14% .. +0.37% (new) and -3.73% .. +0.98% (old), the ordering of the new-domain
-finals right; today's
-``lr_annealing`` / ``multi_power`` on the continuations: new 0.0156 / 0.0160, old 0.096 / 0.096.
+Measured (2026-12-02, 2 cores, ``--bands``, the law of the logarithmic forgetting): ``cpt``
+new-domain PredE 0.0064 (per fold 0.0041 / 0.0066 / 0.0087 / 0.0053 / 0.0074 for const_1.5e-3 /
+replay25 / cos_3e-3 / cos_7.5e-4 / none), old-domain 0.0134 (0.0145 / 0.0196 / 0.0140 / 0.0078 /
+0.0110), finals within -1.07% .. +0.38% (new) and -2.37% .. +1.03% (old), every final of the ten
+inside its 90% band (half-widths 1.8% .. 5.2% of the loss, median 3.2%), the ordering of the
+new-domain finals right; today's ``lr_annealing`` / ``multi_power`` on the continuations: new
+0.0156 / 0.0160, old 0.096 / 0.096. The bands' cross-validation holds out one branch (its two
+curves) at a time and never the base, as the service does (``app.services.continual.groups_of``).
 
 Not a test: it asserts nothing, it reports. Run as ``python bench/cpt.py [--data DIR] [--json]``
-(``--bands`` adds the 90% bands, a cross-validation per fold: an hour on 2 cores).
+(``--bands`` adds the 90% bands, a cross-validation per fold: 20 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -128,9 +130,13 @@ def leave_one_branch_out(base: Curve, branches: dict[str, Curve], bands: bool) -
     """The protocol for ``cpt``: one fit per held-out branch (see module docstring)."""
     out = {}
     for held in branches:
+        others = [name for name in branches if name != held]
         training = cpt_runs(base, None) + [
-            run for name, b in branches.items() if name != held for run in cpt_runs(base, b)
+            run for n in others for run in cpt_runs(base, branches[n])
         ]
+        # the service's folds (app.services.continual.groups_of): a branch's two curves together,
+        # the base never held out
+        groups = [None, None] + [n for n in others for _ in range(2)]
         began = time.perf_counter()
         result = fit_law(CPT, training)
         seconds = time.perf_counter() - began
@@ -138,7 +144,7 @@ def leave_one_branch_out(base: Curve, branches: dict[str, Curve], bands: bool) -
         predicted = predict_runs(CPT, result.params, targets)
         record = {"converged": result.converged, "seconds": round(seconds, 1), "domains": {}}
         if bands:
-            validation = cross_validate(CPT, training)
+            validation = cross_validate(CPT, training, groups)
             uncertainty = estimate_uncertainty(CPT, result, training, validation)
             intervals = predict_intervals(
                 CPT,
