@@ -19,9 +19,9 @@ continuation's updates. The curves are read from the history arrays of :mod:`fit
 (rates ``eta_i`` and the share ``p_i`` of each batch from the curve's own domain), so one fit
 holds the base run and every branch on both domains. Per domain ``d`` (``old``, ``new``):
 ``L0_d``, ``A_d``, ``alpha_d``, ``C_d`` (the hidden curve of the base's training, on the old
-data and as the new domain sees it), ``B_d``, ``E_d``, ``beta_d``, ``gamma_d``; shared by
-both: the continuation's annealing weight ``Ccpt``, the annealing momentum's ``decay`` and the
-replay's ``K_replay``.
+data and as the new domain sees it), ``B_d``, ``E_d``, ``gamma_d``, and ``beta_new`` (the old
+domain's forgetting is logarithmic, below); shared by both: the continuation's annealing
+weight ``Ccpt``, the annealing momentum's ``decay`` and the replay's ``K_replay``.
 
 **Departures from the paper** (figures: ``python bench/cpt.py``, leave one branch out of the
 five tinycpt branches, :mod:`bench.cpt`):
@@ -41,6 +41,16 @@ five tinycpt branches, :mod:`bench.cpt`):
   ``D_old`` added to the saturating forgetting (``beta_old`` ends on its lower bound, a
   logarithmic growth) made the constant-1.5e-3 fold's old-domain PredE 0.0224 (from 0.0138)
   and was not kept.
+- *Forgetting grows as a logarithm, without saturating*: on the old domain the shift is
+  ``B_old * log(1 + E_old * D_old)`` (the paper's saturating power as ``beta -> 0``, one
+  parameter fewer). With ``beta_old`` free it ended on its lower bound (0.02) in four of the
+  five folds; in the fifth, the highest re-warm (``cos_3e-3``) held out, the branches of lower
+  peaks chose a saturation (``beta_old = 0.26``) that left the held-out branch's forgetting
+  short: its old-domain final -3.73% (PredE 0.0208). With the logarithm -2.37% (0.0140), the
+  other folds unchanged to 0.0006; over the five folds old-domain PredE 0.0147 -> 0.0134,
+  worst final 3.73% -> 2.37%. The old curves of the branches at a constant rate still rise
+  about linearly at their end (``none``: 1.87 -> 2.00 over the last 600 steps), faster than
+  either form.
 - *The old domain's own forward area*: in ``A_old * S1_old^(-alpha_old)``, ``S1_old`` counts the
   old data seen -- the base's updates and the replayed share ``r_i`` of the continuation's --
   where the paper's ``S1`` is the whole history's for both domains (the new domain keeps it:
@@ -61,8 +71,8 @@ five tinycpt branches, :mod:`bench.cpt`):
   on its own. Here the drive counts only the new data (the factor ``1 - r_i``), and forgetting
   is damped by the old data still seen,
 
-  .. math:: \Delta L_{old}(s) = \frac{B_{old}}{1 + K \bar r(s)}\,\big(1 - (1 + E_{old}
-            D_{old}(s))^{-\beta_{old}}\big), \qquad \bar r(s) = \frac{\sum_{cpt, i \le s}
+  .. math:: \Delta L_{old}(s) = \frac{B_{old}}{1 + K \bar r(s)}\,\log\big(1 + E_{old}
+            D_{old}(s)\big), \qquad \bar r(s) = \frac{\sum_{cpt, i \le s}
             \eta_i r_i}{\sum_{cpt, i \le s} \eta_i}
 
   (the rate-weighted mean replay so far, ``r`` at a constant share). ``K`` is identified only
@@ -132,8 +142,11 @@ def predict(params: jax.Array, x: jax.Array, steps: jax.Array, ramp_end: jax.Arr
 
     def domain(d, damping, s1_d):
         # D_d = peak * sum (eta / peak) ** gamma_d * (1 - r): the new data's area when gamma = 1
-        drive = peak * forward_area(jnp.power(unit, p[f"gamma_{d}"]) * away, k)
-        shift = 1.0 - jnp.power(1.0 + p[f"E_{d}"] * drive, -p[f"beta_{d}"])
+        drive = p[f"E_{d}"] * peak * forward_area(jnp.power(unit, p[f"gamma_{d}"]) * away, k)
+        if d == "old":  # forgetting: logarithmic (see the module docstring)
+            shift = jnp.log1p(drive)
+        else:
+            shift = 1.0 - jnp.power(1.0 + drive, -p["beta_new"])
         return (
             p[f"L0_{d}"]
             + p[f"A_{d}"] * jnp.power(s1_d, -p[f"alpha_{d}"])
@@ -167,9 +180,17 @@ def cpt_bounds(
     return bounds
 
 
-def _domain_parameters(domain: str, shift_sign: float) -> tuple[Parameter, ...]:
-    lower, upper = (0.0, 20.0) if shift_sign > 0 else (-20.0, 0.0)
-    words = "forgetting" if shift_sign > 0 else "gain"
+def _domain_parameters(domain: str) -> tuple[Parameter, ...]:
+    forgetting = domain == "old"
+    lower, upper = (0.0, 20.0) if forgetting else (-20.0, 0.0)
+    words = "forgetting per unit of log(1 + E*D)" if forgetting else "full gain"
+    saturation = (
+        ()
+        if forgetting
+        else (
+            Parameter(f"beta_{domain}", 0.02, 5.0, "log", starts=(0.3, 1.0), doc="shift exponent"),
+        )
+    )
     return (
         Parameter(f"L0_{domain}", 0.0, 20.0, linear=True, doc=f"irreducible loss ({domain})"),
         Parameter(f"A_{domain}", 1e-6, 1e3, "log", linear=True, doc=f"power-law scale ({domain})"),
@@ -177,11 +198,9 @@ def _domain_parameters(domain: str, shift_sign: float) -> tuple[Parameter, ...]:
         Parameter(
             f"C_{domain}", 1e-6, 1e6, "log", linear=True, doc=f"annealing weight, base ({domain})"
         ),
-        Parameter(
-            f"B_{domain}", lower, upper, linear=True, doc=f"the shift's full {words} ({domain})"
-        ),
+        Parameter(f"B_{domain}", lower, upper, linear=True, doc=f"the shift's {words} ({domain})"),
         Parameter(f"E_{domain}", 1e-2, 1e5, "log", starts=(30.0, 300.0), doc="shift rate"),
-        Parameter(f"beta_{domain}", 0.02, 5.0, "log", starts=(0.3, 1.0), doc="shift exponent"),
+        *saturation,
         Parameter(
             f"gamma_{domain}", 0.0, 2.0, starts=(0.5, 1.0), doc="the shift's power of the rate"
         ),
@@ -189,8 +208,8 @@ def _domain_parameters(domain: str, shift_sign: float) -> tuple[Parameter, ...]:
 
 
 PARAMETERS = (
-    *_domain_parameters("old", +1.0),
-    *_domain_parameters("new", -1.0),
+    *_domain_parameters("old"),
+    *_domain_parameters("new"),
     Parameter(
         "Ccpt", 1e-6, 1e6, "log", linear=True, doc="annealing weight of the continuation (both)"
     ),
@@ -217,7 +236,8 @@ CPT = Law(
     name="cpt",
     formula=(
         "L_d(s) = L0_d + A_d*S1_d^(-alpha_d) - C_d*S2_base - Ccpt*S2_cpt "
-        "+ B_d*(1 - (1 + E_d*D)^(-beta_d)) [/ (1 + K_replay*rbar) on the old domain]"
+        "+ B_old*log(1 + E_old*D_old) / (1 + K_replay*rbar) (old domain) "
+        "| + B_new*(1 - (1 + E_new*D_new)^(-beta_new)) (new domain)"
     ),
     parameters=PARAMETERS,
     predict=predict,
