@@ -95,7 +95,7 @@ def cpt_runs(base: Curve, branch: Curve | None, skip_checkpoint: bool = True) ->
         if branch is None:
             steps, loss = base.logged[domain]
             runs.append(
-                continual_run(base.lr, (), steps, loss, domain=domain, name=f"base/{domain}")
+                continual_run(base.lr, (), steps, loss, domain=domain, name=f"{BASE}/{domain}")
             )
             continue
         steps, loss = branch.logged[domain]
@@ -136,7 +136,8 @@ def leave_one_branch_out(base: Curve, branches: dict[str, Curve], bands: bool) -
         ]
         # the service's folds (app.services.continual.groups_of): a branch's two curves together,
         # the base never held out
-        groups = [None, None] + [n for n in others for _ in range(2)]
+        curves = [run.name.split("/")[0] for run in training]  # "branch/domain"
+        groups = [None if curve == BASE else curve for curve in curves]
         began = time.perf_counter()
         result = fit_law(CPT, training)
         seconds = time.perf_counter() - began

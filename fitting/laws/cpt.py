@@ -140,13 +140,10 @@ def predict(params: jax.Array, x: jax.Array, steps: jax.Array, ramp_end: jax.Arr
     s1_old = jnp.maximum(s1 - forward_area(eta * continuing * away, k), 1e-30)
     s1 = jnp.maximum(s1, 1e-30)
 
-    def domain(d, damping, s1_d):
+    def domain(d, shift_of, damping, s1_d):
         # D_d = peak * sum (eta / peak) ** gamma_d * (1 - r): the new data's area when gamma = 1
-        drive = p[f"E_{d}"] * peak * forward_area(jnp.power(unit, p[f"gamma_{d}"]) * away, k)
-        if d == "old":  # forgetting: logarithmic (see the module docstring)
-            shift = jnp.log1p(drive)
-        else:
-            shift = 1.0 - jnp.power(1.0 + drive, -p["beta_new"])
+        drive = peak * forward_area(jnp.power(unit, p[f"gamma_{d}"]) * away, k)
+        shift = shift_of(p[f"E_{d}"] * drive)
         return (
             p[f"L0_{d}"]
             + p[f"A_{d}"] * jnp.power(s1_d, -p[f"alpha_{d}"])
@@ -155,8 +152,9 @@ def predict(params: jax.Array, x: jax.Array, steps: jax.Array, ramp_end: jax.Arr
             + p[f"B_{d}"] * shift * damping
         )
 
-    old = domain("old", 1.0 / (1.0 + p["K_replay"] * rbar), s1_old)
-    new = domain("new", 1.0, s1)
+    # forgetting grows as a logarithm, the new domain's gain saturates (see the module docstring)
+    old = domain("old", jnp.log1p, 1.0 / (1.0 + p["K_replay"] * rbar), s1_old)
+    new = domain("new", lambda u: 1.0 - jnp.power(1.0 + u, -p["beta_new"]), 1.0, s1)
     return jnp.where(is_old, old, new)
 
 
@@ -184,13 +182,14 @@ def _domain_parameters(domain: str) -> tuple[Parameter, ...]:
     forgetting = domain == "old"
     lower, upper = (0.0, 20.0) if forgetting else (-20.0, 0.0)
     words = "forgetting per unit of log(1 + E*D)" if forgetting else "full gain"
-    saturation = (
-        ()
-        if forgetting
-        else (
+    shift = (
+        Parameter(f"B_{domain}", lower, upper, linear=True, doc=f"the shift's {words} ({domain})"),
+        Parameter(f"E_{domain}", 1e-2, 1e5, "log", starts=(30.0, 300.0), doc="shift rate"),
+    )
+    if not forgetting:  # the gain saturates; forgetting is logarithmic (no exponent)
+        shift += (
             Parameter(f"beta_{domain}", 0.02, 5.0, "log", starts=(0.3, 1.0), doc="shift exponent"),
         )
-    )
     return (
         Parameter(f"L0_{domain}", 0.0, 20.0, linear=True, doc=f"irreducible loss ({domain})"),
         Parameter(f"A_{domain}", 1e-6, 1e3, "log", linear=True, doc=f"power-law scale ({domain})"),
@@ -198,9 +197,7 @@ def _domain_parameters(domain: str) -> tuple[Parameter, ...]:
         Parameter(
             f"C_{domain}", 1e-6, 1e6, "log", linear=True, doc=f"annealing weight, base ({domain})"
         ),
-        Parameter(f"B_{domain}", lower, upper, linear=True, doc=f"the shift's {words} ({domain})"),
-        Parameter(f"E_{domain}", 1e-2, 1e5, "log", starts=(30.0, 300.0), doc="shift rate"),
-        *saturation,
+        *shift,
         Parameter(
             f"gamma_{domain}", 0.0, 2.0, starts=(0.5, 1.0), doc="the shift's power of the rate"
         ),
