@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The suite on TEST_WORKERS processes (pytest-xdist; CI has two cores), then the cases on the
+# shared test PostgreSQL database one at a time (they skip without LOSSCAST_TEST_POSTGRES_URL).
+# `--dist load`: the scope-grouping modes merge the contract tests' items, which share a name.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist load -m "not slow and not postgresql"
+	$(PY) -m pytest -q -m "not slow and postgresql"
 
 # Benchmarks of the numerical core and the slow tests (`make soak`, `make bench-http` and
 # `make bench-forecast` run a real server, separately: ~20 min, a few minutes, ~1 h).

@@ -33,7 +33,11 @@ POSTGRES_URL = os.environ.get("LOSSCAST_TEST_POSTGRES_URL")
         "sqlite",
         pytest.param(
             "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="LOSSCAST_TEST_POSTGRES_URL unset"),
+            marks=[
+                pytest.mark.skipif(not POSTGRES_URL, reason="LOSSCAST_TEST_POSTGRES_URL unset"),
+                # One shared database: `make test` runs these cases apart, one at a time.
+                pytest.mark.postgresql,
+            ],
         ),
     ]
 )
