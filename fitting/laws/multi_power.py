@@ -80,6 +80,29 @@ which predict the held-out curves worse (0.00120, 0.00231), so the weight stays 
 fitting runs, the six held-out curves average 0.00192 (the other five 0.00203); constant and
 cosine schedules of 72k steps cannot both be matched.
 
+**The functional scaling law is this law at gamma = 0.** Li et al. 2025 (arXiv 2509.19189) derive,
+for SGD on power-law kernel regression, ``L0 + A T(s)^(-alpha) + N(s)`` with the intrinsic time ``T
+= S1`` and a noise term ``N(s) = B' sum_{tau <= s} eta_tau^2 K(T(s) - T(tau))`` whose kernel
+forgets in intrinsic time, ``K(x) = (1 + x / x0)^(-kappa)``. Summed by parts (``Psi(y) = int_0^y
+K``, ``Psi(y) = Psi_inf (1 - (1 + y / x0)^(-(kappa - 1)))``), ``N`` is ``B' Psi_inf`` times the
+rises of the rate (the warmup ramp) minus the drops, each weighted by ``1 - (1 + (T(s) - T(k)) /
+x0)^(-(kappa - 1))``: ``LD`` with ``gamma = 0``, ``beta = kappa - 1`` and ``C = lr_ref / x0``, the
+ramp counted (``ramp_end = 0``, this record's default). So it adds no law: a direct implementation
+of the convolution (blocks of 32 steps, not kept) fitted to the three fitting runs predicted the
+six held-out curves with PredE 0.00123 / 0.00198 (25M / 400M; this record 0.00117 / 0.00217,
+``lr_annealing`` 0.00128 / 0.00183), and this record with ``gamma`` fixed at 0 and no penalty gives
+its forecasts to within 0.3% (the rest is the blocks). What the comparison shows: the gain of a
+*short* cooldown rests on the saturation's prior, not on the data, when the fitted runs decay
+slowly or not at all. Fitted on ``cosine_24000`` and ``constant_24000``, the final of
+``wsd_20000_24000`` against ``cosine_24000`` (measured -0.79% / -0.57%) is predicted -1.36% /
+-1.87% with the prior, -1.33% / -1.84% with ``gamma = 0`` and the prior, and +0.23% / -0.47% with
+``gamma = 0`` and no prior (``C`` 2e-4 / 9e-3: the functional law's slow saturation). On the
+live-forecast protocol with history, at the core (the three cooldown jobs ``wsd``, ``wsdld``,
+``wsdcon_3`` cut at 30/50/70/90% and fitted with those two runs), median |final error| 0.42% /
+1.17% with the prior against 0.81% / 0.17% (worst 1.69% / 1.02%) with ``gamma = 0`` and none: no
+one centre suits both sizes, and choosing it on these curves would be tuning to them, so the prior
+stays.
+
 **Warmup.** ``ramp_end = 0`` (the fitter's ``warmup="include"``, the paper's code) is the
 default: held-out PredE 0.00117 / 0.00217 (25M / 400M) against 0.00116 / 0.00226 when the
 ramp is excluded.
