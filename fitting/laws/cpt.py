@@ -87,7 +87,13 @@ five tinycpt branches, :mod:`bench.cpt`):
   by a fitted run with replay; without one it is held at :data:`REPLAY_PRIOR`
   (:func:`cpt_bounds`), a round value for the literature's finding that a few percent of replay
   removes much of the forgetting (Ibrahim et al. 2024; Bethune et al. 2025), not fitted to any
-  data here.
+  data here. Tried and not kept: forgetting that relaxes under replay (each increment of the
+  logarithm decays by ``exp(-K r_i eta_i / peak)`` per update, so that with replay it is
+  transient, as the replayed branch's old curve rises to 1.64 and falls back to 1.45). Fitted to
+  every branch it describes that branch better (old PredE 0.0170 -> 0.0114, final +2.25% ->
+  +0.50%; the others within 0.0008), but over the five folds the new domain gets worse (PredE
+  0.0064 -> 0.0078: the shared annealing parameters move) and no published value of its ``K``
+  exists to hold when no fitted run replays (the replay fold: old PredE 0.105).
 
 **Base-only curves.** On the base run (``D = 0``, ``S2^cpt = 0``) the law is exactly
 ``lr_annealing`` with ``(L0_d, A_d, alpha_d, C_d, decay)`` (warmup "include"); on the new domain
