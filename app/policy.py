@@ -61,7 +61,8 @@ def fit_report(
     (:func:`fitting.select.cross_validate`). ``progress`` is told each stage as the fit starts
     it (:data:`FIT_STAGES`, :func:`_stage_reporter`). ``targets``: the indices of the runs the
     fit is for when others only lend them strength (a group's runs): ``auto`` chooses by how
-    well each law predicts those (:func:`fitting.select.selection_scores`)."""
+    well each law predicts those (:func:`fitting.select.selection_scores`), and their bands' model
+    error is how well the law predicts them (:func:`fitting.intervals.estimate_uncertainty`)."""
     candidates = list(LAWS.values()) if laws is None else list(laws)
     began = time.perf_counter()
     options = {
@@ -93,7 +94,7 @@ def fit_report(
         note = "no prediction intervals: the fit was asked for without them (intervals: false)"
     elif validation is not None:
         stage("intervals")
-        uncertainty, note = _uncertainty(law, result, runs, validation, alternatives)
+        uncertainty, note = _uncertainty(law, result, runs, validation, alternatives, targets)
     return FitReport.of_fit(
         result,
         selection=selection,
@@ -219,9 +220,10 @@ def _uncertainty(
     runs: Sequence[Run],
     validation: Validation,
     alternatives: Sequence[FitResult] = (),
+    targets: Sequence[int] | None = None,
 ) -> tuple[Uncertainty | None, str | None]:
     try:
-        uncertainty = estimate_uncertainty(law, result, runs, validation, alternatives)
+        uncertainty = estimate_uncertainty(law, result, runs, validation, alternatives, targets)
     except FIT_ERRORS as error:
         return None, f"no prediction intervals: the uncertainty could not be estimated ({error})"
     numbers = [uncertainty.noise, uncertainty.autocorrelation, uncertainty.model_error]

@@ -65,6 +65,8 @@ class Validation:
         term of the prediction intervals).
       run_pred_e: held-out PredE by the index of the fitted run it was measured on, where a
         fold held out whole runs (:func:`selection_scores` with ``targets``).
+      run_log_residuals: the held-out log residuals by that index, likewise (the model-error term
+        of a forecast's band, :func:`fitting.intervals.estimate_uncertainty` with ``targets``).
     """
 
     law: str
@@ -74,6 +76,7 @@ class Validation:
     log_residuals: list[np.ndarray] = field(default_factory=list)
     fold_params: list[dict[str, float]] = field(default_factory=list)
     run_pred_e: dict[int, float] = field(default_factory=dict)
+    run_log_residuals: dict[int, np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"law": self.law, "scheme": self.scheme, "pred_e": self.pred_e, "folds": self.folds}
@@ -128,7 +131,7 @@ def cross_validate(
     identified); the held-out error is then the mean over held-out runs."""
     scheme, splits = _splits(runs, groups)
     index_of = {id(run): i for i, run in enumerate(runs)}  # held-out whole runs are these objects
-    folds, residuals, errors, fold_params, run_pred_e = [], [], [], [], {}
+    folds, residuals, errors, fold_params, run_pred_e, run_residuals = [], [], [], [], {}, {}
     for training, held_out_runs in splits:
         try:
             # Padded like all the runs: every fold reuses the full fit's compiled kernels.
@@ -154,9 +157,12 @@ def cross_validate(
             errors.append(metrics["pred_e"])
             if id(held_out) in index_of:
                 run_pred_e[index_of[id(held_out)]] = metrics["pred_e"]
+                run_residuals[index_of[id(held_out)]] = residuals[-1]
         fold_params.append(result.params)
     pred_e = float(np.mean(errors)) if errors else float("inf")
-    return Validation(law.name, scheme, pred_e, folds, residuals, fold_params, run_pred_e)
+    return Validation(
+        law.name, scheme, pred_e, folds, residuals, fold_params, run_pred_e, run_residuals
+    )
 
 
 def selection_scores(

@@ -117,6 +117,34 @@ def test_the_held_out_error_and_the_folds_spread_are_one_error_not_two(banded_25
     assert after[1] == pytest.approx(before[1], rel=1e-12)
 
 
+def test_a_running_job_s_band_takes_the_held_out_error_of_its_own_fold():
+    # A job cut in its stable phase, fitted with two complete runs of its model: the fold that
+    # predicts the cosine from the two constant-rate runs (its cooldown at the prior) errs more
+    # than the one that predicts the job, which is what the job's forecast is about.
+    full = load_run("25M", "wsdcon_3")
+    keep = full.steps < 0.5 * full.lr.size
+    job = Run(full.lr, full.steps[keep], full.loss[keep], "wsdcon_3@50%")
+    runs = [job, load_run("25M", "cosine_24000"), load_run("25M", "constant_24000")]
+    result = fit_law(LAW, runs)
+    validation = cross_validate(LAW, runs)
+    assert sorted(validation.run_log_residuals) == [0, 1, 2]
+    for i, residuals in validation.run_log_residuals.items():
+        assert np.array_equal(residuals, validation.log_residuals[i])
+    every_fold = estimate_uncertainty(LAW, result, runs, validation)
+    for_the_job = estimate_uncertainty(LAW, result, runs, validation, targets=[0])
+    job_fold = validation.run_log_residuals[0]
+    assert for_the_job.model_error == pytest.approx(np.sqrt(np.mean(job_fold**2)))
+    assert for_the_job.model_error < every_fold.model_error / 2
+    # A target no fold held out: the held-out error of every fold, as without targets.
+    assert estimate_uncertainty(
+        LAW, result, runs, validation, targets=[7]
+    ).model_error == pytest.approx(every_fold.model_error)
+    truth = float(np.mean(full.loss[-5:]))
+    end = np.array([full.lr.size - 1])
+    (band,) = predict_intervals(LAW, result.params, for_the_job, [full.lr], [end], result.warmup)
+    assert band["lower"][0] <= truth <= band["upper"][0]
+
+
 def test_uncertainty_survives_a_round_trip_through_json(banded_25m):
     result, validation, _ = banded_25m
     runs = [load_run("25M", name) for name in FITTING]
